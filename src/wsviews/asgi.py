@@ -1,0 +1,129 @@
+"""The ASGI application: Django for HTTP, Django's URL resolver for websockets.
+
+``get_asgi_application()`` mirrors ``django.core.asgi.get_asgi_application``;
+``from wsviews.asgi import application`` gives a ready instance (Django is set
+up on first access, so importing this module does not need settings).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import django
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpRequest, HttpResponse
+from django.urls import set_urlconf
+from django.urls.exceptions import Resolver404
+from django.urls.resolvers import ResolverMatch
+
+from .auth import populate_scope
+from .endpoints import run_endpoint
+from .handshake import refuse
+from .lifecycle import shutdown, startup
+from .routing import is_websocket_endpoint, resolve_websocket
+from .types import Receive, Scope, Send
+
+logger = logging.getLogger("wsviews")
+
+
+def upgrade_required(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Answer a plain HTTP request to a websocket route with 426."""
+    response = HttpResponse(
+        "426 Upgrade Required: this is a websocket endpoint; connect with a websocket client.\n",
+        status=426,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Upgrade"] = "websocket"
+    response["Connection"] = "Upgrade"
+    return response
+
+
+class HttpHandler(ASGIHandler):
+    """Django's ASGI handler, answering 426 for websocket routes instead of calling them."""
+
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        try:
+            match = super().resolve_request(request)
+        except Resolver404:
+            match = resolve_websocket(request.path_info)
+            if match is None:
+                raise
+            request.resolver_match = match
+        if is_websocket_endpoint(match.func):
+            match.func = upgrade_required
+        return match
+
+
+class WebSocketHandler:
+    """Route a websocket connection to its endpoint, or refuse it with 404."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        root = scope.get("root_path") or ""
+        if root and path.startswith(root):
+            path = path[len(root):]
+        set_urlconf(None)
+        match = resolve_websocket(path)
+        if match is None:
+            logger.warning("Not Found (websocket): %s", path)
+            await refuse(scope, send, 404, f"Not Found: no websocket route for {path}")
+            return
+        outer = scope.get("url_route", {"args": (), "kwargs": {}})
+        scope = dict(scope)
+        scope["url_route"] = {
+            "args": tuple(outer["args"]) + tuple(match.args),
+            "kwargs": {**outer["kwargs"], **match.kwargs},
+        }
+        scope["resolver_match"] = match
+        await populate_scope(scope)
+        await run_endpoint(match.func, scope, receive, send)
+
+
+class Lifespan:
+    """Answer lifespan events; close channel layers on shutdown."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class WSViewsApplication:
+    """HTTP to Django, websockets to their routes in ``urls.py``, lifespan handled."""
+
+    def __init__(self) -> None:
+        self.http = HttpHandler()
+        self.websocket = WebSocketHandler()
+        self.lifespan = Lifespan()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            await self.websocket(scope, receive, send)
+        elif kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(scope, receive, send)
+        else:
+            raise ValueError(f"wsviews cannot handle ASGI scope type {kind!r}")
+
+
+def get_asgi_application() -> WSViewsApplication:
+    """Set up Django and return the ASGI application for HTTP and websockets."""
+    django.setup(set_prefix=False)
+    return WSViewsApplication()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "application":
+        app = get_asgi_application()
+        globals()["application"] = app
+        return app
+    raise AttributeError(f"module 'wsviews.asgi' has no attribute {name!r}")

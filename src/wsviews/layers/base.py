@@ -1,0 +1,47 @@
+"""The contract shared by wsviews' channel layers.
+
+Every wsviews layer implements the Channels channel-layer specification
+(``send``, ``receive``, ``new_channel``, the ``groups`` and ``flush``
+extensions) and one extension of its own, ``attach``:
+
+``attach(channel, deliver)``
+    From now on, every message for ``channel`` (sent to it directly or to a
+    group it belongs to) is handed to ``deliver(message)`` on the event loop,
+    synchronously, instead of being queued for ``receive(channel)``. Each call
+    gets its own shallow copy of the message. ``deliver`` must not block; it
+    usually appends to a mailbox.
+
+``detach(channel)``
+    Stop delivering, and discard ``channel`` from every group of this process.
+
+This is what lets an idle socket cost no task and no Redis connection, and a
+group message be decoded once per process rather than once per member.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.layers import BaseChannelLayer
+
+from ..types import Deliver
+
+
+class AttachableChannelLayer(BaseChannelLayer):  # type: ignore[misc]
+    """Base class for layers that can push messages to local receivers."""
+
+    extensions = ["groups", "flush", "attach"]
+
+    def attach(self, channel: str, deliver: Deliver) -> None:
+        raise NotImplementedError("attach() not implemented (attach extension)")
+
+    def detach(self, channel: str) -> None:
+        raise NotImplementedError("detach() not implemented (attach extension)")
+
+    async def close(self) -> None:
+        """Release connections and background tasks; the layer may be used again after."""
+
+
+def supports_attach(layer: Any) -> bool:
+    """Return True if ``layer`` implements the ``attach`` extension."""
+    return "attach" in getattr(layer, "extensions", ())

@@ -1,0 +1,69 @@
+"""Startup and shutdown of a serving process: check the channel layer, then release it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from channels.layers import channel_layers
+
+logger = logging.getLogger("wsviews")
+
+
+async def startup() -> None:
+    """Check that each configured channel layer answers; log the fix if one does not.
+
+    An unreachable layer does not stop the server: HTTP and sockets that do
+    not use the layer keep working, and the layer retries on its own.
+    """
+    for alias in list(getattr(channel_layers, "configs", {}) or {}):
+        try:
+            layer = channel_layers[alias]
+        except Exception as exc:
+            logger.error("Channel layer %r cannot be created: %s. Fix CHANNEL_LAYERS[%r].",
+                         alias, exc, alias)
+            continue
+        problem = await _ping(layer)
+        if problem:
+            logger.error(
+                "Channel layer %r (%s) is unreachable: %s. Start Redis or fix the hosts in "
+                "CHANNEL_LAYERS[%r]['CONFIG'] (or REDIS_URL); sockets that use groups will fail "
+                "until it answers.", alias, type(layer).__name__, problem, alias,
+            )
+
+
+async def _ping(layer: Any) -> str | None:
+    ping = getattr(layer, "ping", None)
+    if ping is not None:
+        try:
+            await ping()
+        except Exception as exc:
+            return str(exc) or type(exc).__name__
+        return None
+    hosts = getattr(layer, "hosts", None)
+    if not hosts or not hasattr(layer, "create_pool"):
+        return None
+    # channels_redis: open a throwaway client on each host's pool.
+    from redis import asyncio as aioredis
+
+    for index in range(len(hosts)):
+        client = aioredis.Redis(connection_pool=layer.create_pool(index))
+        try:
+            await client.ping()
+        except Exception as exc:
+            return str(exc) or type(exc).__name__
+        finally:
+            await client.aclose(close_connection_pool=True)
+    return None
+
+
+async def shutdown() -> None:
+    """Close every channel layer this process created."""
+    for alias, layer in list(channel_layers.backends.items()):
+        close = getattr(layer, "close", None)
+        if close is None:
+            continue
+        try:
+            await close()
+        except Exception:
+            logger.warning("Closing channel layer %r failed", alias, exc_info=True)

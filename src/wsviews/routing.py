@@ -1,0 +1,78 @@
+"""Resolve websocket paths with Django's own URL resolver.
+
+Routes come from ``ROOT_URLCONF`` (so ``include()``, converters,
+``re_path()``, namespaces and ``reverse()`` all work), then from the
+``websocket_urlpatterns`` lists of Channels-style ``routing.py`` modules: the
+one beside ``ROOT_URLCONF`` and one per installed app.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.urls import URLResolver, get_resolver
+from django.urls.exceptions import Resolver404
+from django.urls.resolvers import RegexPattern, ResolverMatch
+
+from .decorators import websocket_options
+
+
+def is_websocket_endpoint(func: Any) -> bool:
+    """Return True for a ``@websocket`` view or a Channels ``Consumer.as_asgi()`` app."""
+    return getattr(func, "consumer_class", None) is not None or websocket_options(func) is not None
+
+
+def routing_modules() -> list[str]:
+    """Return the names of the ``routing.py`` modules whose ``websocket_urlpatterns`` count."""
+    candidates = []
+    root = getattr(settings, "ROOT_URLCONF", None)
+    if isinstance(root, str) and "." in root:
+        candidates.append(root.rpartition(".")[0] + ".routing")
+    candidates += [f"{config.name}.routing" for config in apps.get_app_configs()]
+    found = []
+    for name in dict.fromkeys(candidates):
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is not None and name != __name__:
+            found.append(name)
+    return found
+
+
+@functools.cache
+def routing_resolver() -> URLResolver | None:
+    """Return a resolver over every discovered ``websocket_urlpatterns``, or None."""
+    if not getattr(settings, "WSVIEWS_DISCOVER_ROUTING", True):
+        return None
+    patterns: list[Any] = []
+    for name in routing_modules():
+        patterns += getattr(importlib.import_module(name), "websocket_urlpatterns", [])
+    return URLResolver(RegexPattern(r"^/"), patterns) if patterns else None
+
+
+def resolve_websocket(path: str, urlconf: str | None = None) -> ResolverMatch | None:
+    """Return the match of a websocket endpoint for ``path``, or None."""
+    for resolver in (get_resolver(urlconf), routing_resolver()):
+        if resolver is None:
+            continue
+        try:
+            match = resolver.resolve(path)
+        except Resolver404:
+            continue
+        if is_websocket_endpoint(match.func):
+            return match
+    return None
+
+
+@receiver(setting_changed)
+def _reset(setting: str, **kwargs: Any) -> None:
+    if setting in {"ROOT_URLCONF", "INSTALLED_APPS", "WSVIEWS_DISCOVER_ROUTING"}:
+        routing_resolver.cache_clear()
