@@ -28,7 +28,7 @@ from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
-from .layers.base import supports_attach
+from .layers.base import pull, supports_attach
 from .mailbox import Mailbox
 from .types import Message, Receive, Scope, Send
 
@@ -68,7 +68,7 @@ def is_lean(consumer_class: type) -> bool:
     """Return True if instances of ``consumer_class`` can run on the lean loop."""
     return (
         issubclass(consumer_class, AsyncConsumer)
-        and not consumer_class._sync
+        and not getattr(consumer_class, "_sync", False)
         and consumer_class.__call__ is AsyncConsumer.__call__
     )
 
@@ -157,7 +157,7 @@ async def run_consumer(
         if supports_attach(layer):
             layer.attach(channel, runner.mailbox.post)
         else:
-            reader = asyncio.create_task(_pull(consumer.channel_receive, runner))
+            reader = asyncio.create_task(pull(consumer.channel_receive, runner.mailbox.post))
     try:
         await runner.run(receive)
     finally:
@@ -167,11 +167,6 @@ async def run_consumer(
         if layer is not None:
             await _leave_layer(layer, consumer)
         runner.mailbox.close()
-
-
-async def _pull(channel_receive: Any, runner: ConsumerRunner) -> None:
-    while not runner.stopped:
-        runner.mailbox.post(await channel_receive())
 
 
 async def _leave_layer(layer: Any, consumer: AsyncConsumer) -> None:

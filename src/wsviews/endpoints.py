@@ -9,11 +9,11 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from .connection import WebSocket, WebSocketDisconnect, WebSocketState
 from .consumers import run_consumer
 from .decorators import WebSocketOptions, websocket_options
 from .handshake import origin_allowed, refuse
 from .types import Receive, Scope, Send
-from .websocket import WebSocket, WebSocketDisconnect, WebSocketState
 
 logger = logging.getLogger("wsviews")
 

@@ -30,11 +30,21 @@ def is_websocket_endpoint(func: Any) -> bool:
 
 
 def routing_modules() -> list[str]:
-    """Return the names of the ``routing.py`` modules whose ``websocket_urlpatterns`` count."""
+    """Return the names of the ``routing.py`` modules whose ``websocket_urlpatterns`` count.
+
+    Candidates are ``<project>.routing`` for the top-level package of
+    ROOT_URLCONF, ASGI_APPLICATION and the settings module, and
+    ``<app>.routing`` for every installed app.
+    """
     candidates = []
-    root = getattr(settings, "ROOT_URLCONF", None)
-    if isinstance(root, str) and "." in root:
-        candidates.append(root.rpartition(".")[0] + ".routing")
+    # The project package: where ROOT_URLCONF, ASGI_APPLICATION or the settings live.
+    for dotted in (
+        getattr(settings, "ROOT_URLCONF", None),
+        getattr(settings, "ASGI_APPLICATION", None),
+        getattr(settings, "SETTINGS_MODULE", None),
+    ):
+        if isinstance(dotted, str) and "." in dotted:
+            candidates.append(dotted.split(".")[0] + ".routing")
     candidates += [f"{config.name}.routing" for config in apps.get_app_configs()]
     found = []
     for name in dict.fromkeys(candidates):

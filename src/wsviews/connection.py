@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +15,7 @@ from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from . import encoding
-from .layers.base import supports_attach
+from .layers.base import pull, supports_attach
 from .mailbox import Mailbox
 from .types import Message, Receive, Scope, Send
 
@@ -232,7 +233,8 @@ class WebSocket:
             if supports_attach(layer):
                 layer.attach(self.channel_name, self._mailbox.post)
             else:
-                self._reader = asyncio.create_task(self._pull(layer))
+                receive = functools.partial(layer.receive, self.channel_name)
+                self._reader = asyncio.create_task(pull(receive, self._mailbox.post))
         await layer.group_add(group, self.channel_name)
         self._groups[group] = on_broadcast
 
@@ -240,11 +242,6 @@ class WebSocket:
         """Leave ``group``; leaving a group not joined does nothing."""
         if self._groups.pop(group, _MISSING) is not _MISSING:
             await _channel_layer().group_discard(group, self.channel_name)
-
-    async def _pull(self, layer: Any) -> None:
-        assert self.channel_name is not None and self._mailbox is not None
-        while True:
-            self._mailbox.post(await layer.receive(self.channel_name))
 
     async def _on_layer_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

@@ -1,0 +1,1 @@
+"""ASGI applications and settings the echo benchmark serves (see ``bench/echo.py``)."""

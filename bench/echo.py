@@ -1,0 +1,553 @@
+"""Echo throughput and idle memory per socket: raw ASGI, plain Channels, wsviews.
+
+Run from the repository root::
+
+    .venv/bin/python bench/echo.py            # full run (~5 minutes)
+    .venv/bin/python bench/echo.py --quick    # smoke run (~1 minute)
+    .venv/bin/python bench/echo.py --python .venv/bin/python --python /tmp/venv312/bin/python
+
+Every server is ``python -m uvicorn APP --ws websockets --log-level warning
+--no-access-log --workers 1`` on a free loopback port, started by this script.
+This process is the client for all of them (the ``websockets`` asyncio
+client, no compression, no keepalive pings), so only the server differs.
+
+Throughput: S sockets (default 20) each send a text message and await its
+echo, M times (default 500), all sockets at once; msg/s counts round trips.
+Every server gets a warm-up, then R rounds (default 3) run interleaved, the
+server order rotating each round; the table shows the median. The server's
+CPU time per message (from /proc/<pid>/stat, all threads) is shown too: it
+does not depend on how fast the client is.
+
+Idle memory: a fresh server, warmed up with a few sockets, then N idle sockets
+(default 5,000) opened in batches; (VmRSS after - VmRSS before) / N.
+
+Results are printed and written to ``bench/results/echo-<date>[-quick].md``.
+Compare ratios within one run only: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PAYLOAD = '{"type":"chat.message","seq":12345,"text":"hello from the echo benchmark!"}'
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# Servers
+
+
+@dataclass(frozen=True)
+class Target:
+    """One server configuration: what uvicorn serves and where the echo lives."""
+
+    key: str
+    label: str
+    app: str
+    path: str
+    env: dict[str, str] = field(default_factory=dict)
+    layer: str = "-"
+
+
+TARGETS = [
+    Target("raw", "(a) raw ASGI echo", "bench.apps.raw_echo:app", "/"),
+    Target("channels-memory", "(b) MyConsumer, plain Channels", "bench.apps.channels_asgi:application",
+           "/ws/myapp/", {"DJANGO_SETTINGS_MODULE": "bench.apps.channels_settings",
+                          "BENCH_LAYER": "memory"}, "channels in-memory"),
+    Target("channels-redis", "(b) MyConsumer, plain Channels", "bench.apps.channels_asgi:application",
+           "/ws/myapp/", {"DJANGO_SETTINGS_MODULE": "bench.apps.channels_settings",
+                          "BENCH_LAYER": "redis"}, "channels_redis"),
+    Target("wsviews-memory", "(c) MyConsumer, wsviews", "wsviews.asgi:application", "/ws/myapp/",
+           {"DJANGO_SETTINGS_MODULE": "mysite.settings"}, "wsviews in-memory"),
+    Target("wsviews-redis", "(c) MyConsumer, wsviews", "wsviews.asgi:application", "/ws/myapp/",
+           {"DJANGO_SETTINGS_MODULE": "mysite.settings", "REDIS_URL": "redis://localhost:6379"},
+           "channels_redis"),
+    Target("view", "(d) @websocket view, wsviews", "wsviews.asgi:application", "/bench/echo/",
+           {"DJANGO_SETTINGS_MODULE": "bench.apps.view_settings"}, "wsviews in-memory"),
+]
+MEMORY_TARGETS = ["raw", "channels-memory", "wsviews-memory", "view"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > 65536:
+        hard = 65536
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, hard), hard))
+
+
+class Server:
+    """A uvicorn subprocess serving one target with one interpreter."""
+
+    def __init__(self, target: Target, python: str, workdir: Path) -> None:
+        self.target = target
+        self.python = python
+        self.port = free_port()
+        self.log_path = workdir / f"{target.key}-{Path(python).parent.parent.name}-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PYTHONASYNCIODEBUG")}
+        env.update(
+            PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "example")]),
+            PYTHONUNBUFFERED="1",
+            DJANGO_DEBUG="0",
+            DJANGO_DB=str(workdir / "db.sqlite3"),
+        )
+        env.update(target.env)
+        argv = [
+            python, "-m", "uvicorn", target.app, "--host", "127.0.0.1", "--port", str(self.port),
+            "--ws", "websockets", "--log-level", "warning", "--no-access-log", "--workers", "1",
+        ]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=_raise_nofile,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{self.target.path}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.target.key} exited {self.proc.returncode}:\n{self.log()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.target.key} not listening after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def errors(self) -> int:
+        return self.log().count("Traceback")
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.target.key} died ({self.proc.returncode}):\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def start_all(targets: list[Target], python: str, workdir: Path) -> list[Server]:
+    servers = [Server(t, python, workdir) for t in targets]
+    try:
+        for server in servers:
+            server.wait_ready()
+    except Exception:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+# Client
+
+
+def _connect(url: str) -> Any:
+    return connect(url, compression=None, ping_interval=None, proxy=None, open_timeout=30,
+                   close_timeout=5, max_queue=None)
+
+
+async def _open(url: str, count: int, batch: int = 200) -> list[ClientConnection]:
+    sockets: list[ClientConnection] = []
+    try:
+        for start in range(0, count, batch):
+            n = min(batch, count - start)
+            sockets += await asyncio.gather(*(_connect(url) for _ in range(n)))
+    except BaseException:
+        await _close(sockets)
+        raise
+    return sockets
+
+
+async def _close(sockets: list[ClientConnection], batch: int = 500) -> None:
+    for start in range(0, len(sockets), batch):
+        await asyncio.gather(*(ws.close() for ws in sockets[start:start + batch]),
+                             return_exceptions=True)
+
+
+async def _ping_pong(ws: ClientConnection, messages: int) -> None:
+    for _ in range(messages):
+        await ws.send(PAYLOAD)
+        reply = await ws.recv()
+        if reply != PAYLOAD:
+            raise AssertionError(f"bad echo: {reply!r}")
+
+
+@dataclass
+class Throughput:
+    msgs: int
+    seconds: float
+    server_cpu: float
+    client_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.msgs / self.seconds
+
+    @property
+    def server_us(self) -> float:
+        return self.server_cpu / self.msgs * 1e6
+
+    @property
+    def client_us(self) -> float:
+        return self.client_cpu / self.msgs * 1e6
+
+
+async def echo_load(server: Server, sockets: int, messages: int, timeout: float = 180) -> Throughput:
+    """Time S sockets x M round trips against ``server`` (handshakes not timed)."""
+    conns = await asyncio.wait_for(_open(server.url, sockets), 60)
+    try:
+        cpu0, client0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
+        await asyncio.wait_for(asyncio.gather(*(_ping_pong(ws, messages) for ws in conns)), timeout)
+        t1, client1, cpu1 = time.perf_counter(), time.process_time(), server.cpu_seconds()
+    finally:
+        await asyncio.wait_for(_close(conns), 60)
+    return Throughput(sockets * messages, t1 - t0, cpu1 - cpu0, client1 - client0)
+
+
+@dataclass
+class Memory:
+    sockets: int
+    before_kib: int
+    after_kib: int
+
+    @property
+    def per_socket_kib(self) -> float:
+        return (self.after_kib - self.before_kib) / self.sockets
+
+
+async def idle_memory(server: Server, count: int, settle: float = 2.0) -> Memory:
+    """Open ``count`` idle sockets to a warmed-up server and return its RSS growth."""
+    await echo_load(server, 20, 20)  # warm up: imports, pools, first-use caches
+    await asyncio.sleep(settle)
+    before = server.rss_kib()
+    conns = await asyncio.wait_for(_open(server.url, count), 600)
+    try:
+        # Every socket is accepted (the client saw 101 + accept); let the loop go quiet.
+        await asyncio.sleep(settle)
+        server.check_alive()
+        after = server.rss_kib()
+        # Prove they are all alive: one round trip on a sample.
+        await asyncio.wait_for(asyncio.gather(*(_ping_pong(ws, 1) for ws in conns[:: max(1, count // 50)])), 30)
+    finally:
+        await asyncio.wait_for(_close(conns), 300)
+    return Memory(count, before, after)
+
+
+# Reporting
+
+
+def interpreter_info(python: str) -> dict[str, str]:
+    code = (
+        "import json, sys, platform, uvicorn, websockets, django, channels, channels_redis, redis;"
+        "print(json.dumps({'python': platform.python_version(), 'uvicorn': uvicorn.__version__,"
+        "'websockets': websockets.__version__, 'django': django.__version__,"
+        "'channels': channels.__version__, 'channels_redis': channels_redis.__version__,"
+        "'redis': redis.__version__}))"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(out.stdout)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+
+def _verdict(value: float | None, target: float, higher: bool) -> str:
+    if value is None:
+        return "n/a"
+    ok = value >= target if higher else value <= target
+    return "meets" if ok else "MISSES"
+
+
+@dataclass
+class Report:
+    args: argparse.Namespace
+    started: datetime.datetime
+    infos: dict[str, dict[str, str]] = field(default_factory=dict)
+    runs: dict[tuple[str, str], list[Throughput]] = field(default_factory=dict)
+    memory: dict[tuple[str, str], Memory] = field(default_factory=dict)
+    errors: dict[tuple[str, str], int] = field(default_factory=dict)
+    load_at_start: str = ""
+    client_websockets: str = ""
+
+    def median(self, py: str, key: str, attr: str = "rate") -> float | None:
+        runs = self.runs.get((py, key))
+        return statistics.median(getattr(r, attr) for r in runs) if runs else None
+
+    def render(self) -> str:
+        a = self.args
+        lines = [f"# Echo benchmark, {self.started:%Y-%m-%d %H:%M}", ""]
+        lines += [
+            f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`  ",
+            f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, load average at start "
+            f"{self.load_at_start}; client and server share it (one process each).  ",
+            f"Client: websockets {self.client_websockets} asyncio client on Python "
+            f"{platform.python_version()}, no compression, no keepalive pings.  ",
+            "Server: `python -m uvicorn APP --ws websockets --log-level warning --no-access-log "
+            "--workers 1` (asyncio loop, h11; uvloop/httptools not installed), DJANGO_DEBUG=0.  ",
+            f"Throughput: {a.sockets} sockets x {a.messages} round trips of a {len(PAYLOAD)}-char "
+            f"text message, all sockets at once; warm-up first; {a.rounds} interleaved rounds, "
+            "median shown (min-max in brackets).  ",
+            f"Idle memory: {a.idle} idle sockets to a fresh, warmed-up server; "
+            "(VmRSS after - before) / N.",
+            "",
+        ]
+        for py, info in self.infos.items():
+            lines += [f"## Python {info['python']} (`{py}`)", "",
+                      f"uvicorn {info['uvicorn']}, websockets {info['websockets']}, Django "
+                      f"{info['django']}, channels {info['channels']}, channels_redis "
+                      f"{info['channels_redis']}, redis-py {info['redis']}.", ""]
+            lines += self._throughput_table(py) + [""] + self._memory_table(py) + [""]
+            lines += self._ratios(py) + [""]
+        if len(self.infos) > 1:
+            lines += self._cross_python() + [""]
+        bad = {f"{k[1]} ({k[0]})": n for k, n in self.errors.items() if n}
+        lines.append(f"Server tracebacks during the run: {bad or 'none'}.")
+        return "\n".join(lines) + "\n"
+
+    def _throughput_table(self, py: str) -> list[str]:
+        raw = self.median(py, "raw")
+        rows = ["| server | layer | msg/s (median) | vs raw | server CPU µs/msg | client CPU µs/msg |",
+                "|---|---|---:|---:|---:|---:|"]
+        for t in TARGETS:
+            runs = self.runs.get((py, t.key))
+            if not runs:
+                continue
+            rates = [r.rate for r in runs]
+            rows.append(
+                f"| {t.label} | {t.layer} | {statistics.median(rates):,.0f} "
+                f"[{min(rates):,.0f}-{max(rates):,.0f}] | {_ratio(statistics.median(rates), raw)} | "
+                f"{self.median(py, t.key, 'server_us'):.0f} | {self.median(py, t.key, 'client_us'):.0f} |"
+            )
+        return rows
+
+    def _memory_table(self, py: str) -> list[str]:
+        raw = self.memory.get((py, "raw"))
+        rows = ["| server (idle sockets) | RSS before (MiB) | RSS after (MiB) | KiB per socket | vs raw |",
+                "|---|---:|---:|---:|---:|"]
+        labels = {t.key: f"{t.label} ({t.layer})" if t.layer != "-" else t.label for t in TARGETS}
+        for key in MEMORY_TARGETS:
+            m = self.memory.get((py, key))
+            if m is None:
+                continue
+            rows.append(
+                f"| {labels[key]} | {m.before_kib / 1024:.1f} | {m.after_kib / 1024:.1f} | "
+                f"{m.per_socket_kib:.1f} | {_ratio(m.per_socket_kib, raw.per_socket_kib if raw else None)} |"
+            )
+        return rows
+
+    def _ratios(self, py: str) -> list[str]:
+        med = lambda key: self.median(py, key)  # noqa: E731
+        cpu = lambda key: self.median(py, key, "server_us")  # noqa: E731
+        mem = lambda key: (self.memory[(py, key)].per_socket_kib  # noqa: E731
+                           if (py, key) in self.memory else None)
+
+        def row(name: str, a: float | None, b: float | None, target: float, higher: bool,
+                cpu_a: float | None = None, cpu_b: float | None = None) -> str:
+            value = a / b if a is not None and b else None
+            op = ">=" if higher else "<="
+            cost = _ratio(cpu_b, cpu_a) if cpu_a is not None else ""
+            return (f"| {name} | {_ratio(a, b)} | {op} {target} | {_verdict(value, target, higher)} "
+                    f"| {cost} |")
+
+        return [
+            "| ratio | measured | target | | same ratio from server CPU/msg |",
+            "|---|---:|---:|---|---:|",
+            row("wsviews consumer (in-memory) / raw, msg/s", med("wsviews-memory"), med("raw"),
+                0.7, True, cpu("wsviews-memory"), cpu("raw")),
+            row("wsviews consumer / plain Channels, in-memory, msg/s", med("wsviews-memory"),
+                med("channels-memory"), 1.8, True, cpu("wsviews-memory"), cpu("channels-memory")),
+            row("wsviews consumer / plain Channels, channels_redis, msg/s", med("wsviews-redis"),
+                med("channels-redis"), 1.8, True, cpu("wsviews-redis"), cpu("channels-redis")),
+            row("@websocket view / raw, msg/s", med("view"), med("raw"), 0.85, True,
+                cpu("view"), cpu("raw")),
+            row("wsviews consumer / raw, idle KiB per socket", mem("wsviews-memory"), mem("raw"),
+                1.1, False),
+            row("@websocket view / raw, idle KiB per socket", mem("view"), mem("raw"), 1.1, False),
+            row("plain Channels / raw, idle KiB per socket (reference)", mem("channels-memory"),
+                mem("raw"), 99, False),
+        ]
+
+    def _cross_python(self) -> list[str]:
+        pys = list(self.infos)
+        base = pys[0]
+        head = "| server | " + " | ".join(f"Python {self.infos[p]['python']} msg/s" for p in pys)
+        head += " | " + " | ".join(f"{self.infos[p]['python']} / {self.infos[base]['python']}"
+                                   for p in pys[1:]) + " |"
+        rows = ["## Across interpreters (same run, same client)", "", head,
+                "|---|" + "---:|" * (2 * len(pys) - 1)]
+        for t in TARGETS:
+            vals = [self.median(p, t.key) for p in pys]
+            if all(v is None for v in vals):
+                continue
+            cells = [f"{v:,.0f}" if v else "n/a" for v in vals]
+            cells += [_ratio(v, vals[0]) for v in vals[1:]]
+            rows.append(f"| {t.label} ({t.layer}) | " + " | ".join(cells) + " |")
+        return rows
+
+
+# Main
+
+
+@contextlib.contextmanager
+def serving(targets: list[Target], pythons: list[str], workdir: Path) -> Iterator[dict[tuple[str, str], Server]]:
+    servers: dict[tuple[str, str], Server] = {}
+    try:
+        for py in pythons:
+            for server in start_all(targets, py, workdir):
+                servers[(py, server.target.key)] = server
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+async def run_throughput(report: Report, pythons: list[str], workdir: Path) -> None:
+    a = report.args
+    targets = [t for t in TARGETS if not a.only or t.key in a.only]
+    with serving(targets, pythons, workdir) as servers:
+        order = list(servers)
+        print(f"warm-up: {len(order)} servers x {a.sockets} sockets x {a.warmup} messages", flush=True)
+        for key in order:
+            await echo_load(servers[key], a.sockets, a.warmup)
+        for rnd in range(a.rounds):
+            shift = rnd % len(order)
+            for key in order[shift:] + order[:shift]:
+                result = await echo_load(servers[key], a.sockets, a.messages)
+                report.runs.setdefault(key, []).append(result)
+                print(f"round {rnd + 1}/{a.rounds}  {key[1]:16} [{report.infos[key[0]]['python']}] "
+                      f"{result.rate:8,.0f} msg/s  server {result.server_us:5.0f} µs/msg  "
+                      f"client {result.client_us:5.0f} µs/msg", flush=True)
+        for key, server in servers.items():
+            server.check_alive()
+            report.errors[key] = server.errors()
+
+
+async def run_memory(report: Report, pythons: list[str], workdir: Path) -> None:
+    a = report.args
+    for py in pythons:
+        for key in MEMORY_TARGETS:
+            if a.only and key not in a.only:
+                continue
+            target = next(t for t in TARGETS if t.key == key)
+            server = start_all([target], py, workdir)[0]
+            try:
+                m = await idle_memory(server, a.idle)
+                report.errors[(py, f"{key} (memory)")] = server.errors()
+            finally:
+                server.stop()
+            report.memory[(py, key)] = m
+            print(f"memory  {key:16} [{report.infos[py]['python']}] {a.idle} sockets: "
+                  f"{m.before_kib / 1024:.1f} -> {m.after_kib / 1024:.1f} MiB, "
+                  f"{m.per_socket_kib:.1f} KiB/socket", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 1 round of 20x100 messages, 500 idle sockets")
+    p.add_argument("--python", action="append", dest="pythons", metavar="PATH",
+                   help="interpreter for the servers (repeat to compare; default: this one)")
+    p.add_argument("--sockets", type=int, default=20, help="concurrent sockets for throughput")
+    p.add_argument("--messages", type=int, help="round trips per socket (default 500)")
+    p.add_argument("--warmup", type=int, default=100, help="warm-up round trips per socket")
+    p.add_argument("--rounds", type=int, help="interleaved throughput rounds (default 3)")
+    p.add_argument("--idle", type=int, help="idle sockets for the memory test (default 5000)")
+    p.add_argument("--only", action="append", choices=[t.key for t in TARGETS],
+                   help="run only these servers (repeatable)")
+    p.add_argument("--skip-memory", action="store_true", help="throughput only")
+    p.add_argument("--skip-throughput", action="store_true", help="idle memory only")
+    p.add_argument("--out", type=Path, help="results file (default bench/results/echo-<date>.md)")
+    args = p.parse_args(argv)
+    args.messages = args.messages or (100 if args.quick else 500)
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.idle = args.idle or (500 if args.quick else 5000)
+    args.pythons = args.pythons or [sys.executable]
+    return args
+
+
+async def main_async(args: argparse.Namespace) -> Report:
+    import websockets
+
+    report = Report(args, datetime.datetime.now())
+    report.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    report.client_websockets = websockets.__version__
+    for py in args.pythons:
+        report.infos[py] = interpreter_info(py)
+    with tempfile.TemporaryDirectory(prefix="wsviews-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            if not args.skip_throughput:
+                await run_throughput(report, args.pythons, workdir)
+            if not args.skip_memory:
+                await run_memory(report, args.pythons, workdir)
+        except BaseException:
+            for log in sorted(workdir.glob("*.log")):
+                text = log.read_text(errors="replace").strip()
+                if text:
+                    print(f"--- {log.name}\n{text[-3000:]}", file=sys.stderr)
+            raise
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    _raise_nofile()
+    report = asyncio.run(main_async(args))
+    text = report.render()
+    print()
+    print(text)
+    out = args.out or RESULTS / f"echo-{report.started:%Y-%m-%d}{'-quick' if args.quick else ''}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+
+
+if __name__ == "__main__":
+    main()

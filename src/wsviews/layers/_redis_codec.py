@@ -1,0 +1,127 @@
+"""Wire format of the Redis layer: msgpack envelopes, optionally Fernet-encrypted.
+
+Every pub/sub payload is one envelope ``[version, kind, target, body]``:
+
+=============  ======================  =====================================
+kind           target                  body
+=============  ======================  =====================================
+``MESSAGE``    channel name            the message dict
+``GROUP``      group name              the message dict
+``GROUP_ADD``  ``[group, channel,``    ``None``
+               ``reply_to, request]``
+``DISCARD``    ``[group, channel]``    ``None``
+``ACK``        request id              ``None``
+=============  ======================  =====================================
+
+Messages queued in Redis lists (normal channels, parked inbox messages) are
+prefixed with their deadline, in milliseconds, as 14 ASCII digits, so Lua can
+drop expired ones without decoding them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+from .base import MessageTooLarge
+
+VERSION = 1
+MESSAGE, GROUP, GROUP_ADD, DISCARD, ACK = range(5)
+DEADLINE_DIGITS = 14
+
+
+class MalformedPayload(ValueError):
+    """A payload from Redis that this layer cannot decode; it is dropped."""
+
+
+class Codec:
+    """Turn envelopes into bytes and back, enforcing ``max_message_size``."""
+
+    def __init__(
+        self,
+        symmetric_encryption_keys: Sequence[str | bytes] | None = None,
+        expiry: float = 60,
+        max_message_size: int = 1024 * 1024,
+    ) -> None:
+        self.max_message_size = max_message_size
+        self._crypter: Any = None
+        # Fernet timestamps bound replay: a payload older than the expiry is refused.
+        self._ttl = int(expiry) + 10
+        if symmetric_encryption_keys:
+            from cryptography.fernet import Fernet, MultiFernet
+
+            self._crypter = MultiFernet([Fernet(fernet_key(k)) for k in symmetric_encryption_keys])
+
+    def dumps(self, obj: Any) -> bytes:
+        """Return ``obj`` serialised; raise MessageTooLarge over ``max_message_size``."""
+        data: bytes = msgpack.packb(obj, use_bin_type=True)
+        if self._crypter is not None:
+            data = self._crypter.encrypt(data)
+        if len(data) > self.max_message_size:
+            raise MessageTooLarge(
+                f"message is {len(data)} bytes serialised, over max_message_size="
+                f"{self.max_message_size}: send a reference (an id, a URL) instead, or raise "
+                "max_message_size in the layer CONFIG"
+            )
+        return data
+
+    def loads(self, data: bytes) -> Any:
+        """Return the object serialised in ``data``; raise MalformedPayload if it is not one."""
+        try:
+            if self._crypter is not None:
+                data = self._crypter.decrypt(data, self._ttl)
+            return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        except Exception as exc:
+            raise MalformedPayload(f"{type(exc).__name__}: {exc}") from None
+
+    def pack(self, kind: int, target: Any, body: Any = None) -> bytes:
+        """Return the serialised envelope."""
+        return self.dumps([VERSION, kind, target, body])
+
+    def unpack(self, data: bytes) -> tuple[int, Any, Any]:
+        """Return ``(kind, target, body)`` of an envelope, validated."""
+        envelope = self.loads(data)
+        if not isinstance(envelope, list) or len(envelope) != 4 or envelope[0] != VERSION:
+            raise MalformedPayload(f"not a version {VERSION} envelope")
+        _, kind, target, body = envelope
+        if kind in (MESSAGE, GROUP):
+            if not isinstance(target, str) or not isinstance(body, dict):
+                raise MalformedPayload("message envelope without a name and a dict")
+        elif kind == GROUP_ADD:
+            if not (isinstance(target, list) and len(target) == 4
+                    and all(isinstance(x, str) for x in target[:2])):
+                raise MalformedPayload("group_add envelope without [group, channel, ...]")
+        elif kind == DISCARD:
+            if not (isinstance(target, list) and len(target) == 2
+                    and all(isinstance(x, str) for x in target)):
+                raise MalformedPayload("group_discard envelope without [group, channel]")
+        elif kind == ACK:
+            if not isinstance(target, str):
+                raise MalformedPayload("ack envelope without a request id")
+        else:
+            raise MalformedPayload(f"unknown envelope kind {kind!r}")
+        return kind, target, body
+
+
+def fernet_key(key: str | bytes) -> bytes:
+    """Return the Fernet key derived from ``key`` exactly as channels_redis derives it."""
+    if isinstance(key, str):
+        key = key.encode("utf-8")
+    return base64.urlsafe_b64encode(hashlib.sha256(key).digest())
+
+
+def with_deadline(deadline_ms: int, payload: bytes) -> bytes:
+    """Return a list item: the deadline as fixed-width digits, then the payload."""
+    return b"%0*d" % (DEADLINE_DIGITS, deadline_ms) + payload
+
+
+def split_deadline(item: bytes) -> tuple[int, bytes]:
+    """Return ``(deadline_ms, payload)`` of a list item; raise MalformedPayload if it is not one."""
+    head = item[:DEADLINE_DIGITS]
+    if len(head) != DEADLINE_DIGITS or not head.isdigit():
+        raise MalformedPayload("queued item without a deadline")
+    return int(head), item[DEADLINE_DIGITS:]

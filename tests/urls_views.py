@@ -1,0 +1,172 @@
+"""Routes used by the tests: the example's, plus websocket views and broadcast triggers."""
+
+import logging
+
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
+from django.db import transaction
+from django.http import HttpResponse, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+from mysite.urls import urlpatterns as example_urlpatterns
+from wsviews import broadcast, websocket
+from wsviews.encoding import dumps, loads
+
+logger = logging.getLogger("tests")
+
+
+@websocket
+async def room(socket, room):
+    await socket.accept()
+    async for text in socket:
+        await socket.send(f"{room}:{text}")
+
+
+@websocket
+async def json_echo(socket):
+    await socket.accept()
+    while True:
+        data = await socket.receive_json()
+        await socket.send_json({"got": data, "path": socket.path, "query": socket.query.get("q")})
+
+
+@websocket
+async def iterate(socket, name):
+    await socket.accept()
+    count = 0
+    async for _ in socket:
+        count += 1
+    logger.info("iteration over %s ended after %d messages", name, count)
+
+
+@websocket(login_required=True)
+async def private(socket):
+    await socket.accept()
+    await socket.send(socket.user.username)
+
+
+@websocket(permission="auth.view_user")
+async def permitted(socket):
+    await socket.accept()
+    await socket.send("permitted")
+
+
+@websocket(max_message_size=16)
+async def small(socket):
+    await socket.accept()
+    async for text in socket:
+        await socket.send(text)
+
+
+@websocket
+async def boom(socket):
+    await socket.accept()
+    async for text in socket:
+        if text == "boom":
+            raise RuntimeError("boom requested by the test")
+        await socket.send(text)
+
+
+@websocket(subprotocols=["v2.chat", "v1.chat"])
+async def negotiated(socket):
+    await socket.accept()
+    await socket.send(str(socket.subprotocol))
+
+
+@websocket
+async def member(socket, group):
+    await socket.accept()
+    await socket.join(group)
+    await socket.send("joined")
+    async for text in socket:
+        if text == "leave":
+            await socket.leave(group)
+            await socket.send("left")
+
+
+class GroupConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.group = self.scope["url_route"]["kwargs"]["group"]
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send(text_data="joined")
+
+    async def wsviews_broadcast(self, event):
+        await self.send(text_data=dumps({"consumer": event["message"]}))
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data == "boom":
+            raise RuntimeError("consumer boom requested by the test")
+        await self.send(text_data=text_data)
+
+
+class SyncEchoConsumer(WebsocketConsumer):
+    """A sync consumer: served by Channels' own loop, in a thread."""
+
+    def receive(self, text_data=None, bytes_data=None):
+        self.send(text_data=f"sync:{text_data}")
+
+
+class StoppableConsumer(AsyncWebsocketConsumer):
+    """Stops itself when a broadcast says so, from the layer side."""
+
+    async def connect(self):
+        await self.channel_layer.group_add(self.scope["url_route"]["kwargs"]["group"], self.channel_name)
+        await self.accept()
+        await self.send(text_data="joined")
+
+    async def wsviews_broadcast(self, event):
+        if event["message"] == "stop":
+            await self.close(code=4001)
+            raise StopConsumer()
+        if event["message"] == "boom":
+            raise RuntimeError("layer-side boom requested by the test")
+        await self.send(text_data=event["message"])
+
+
+class KwargsConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        await self.accept()
+        route = self.scope["url_route"]
+        await self.send(text_data=dumps({"args": list(route["args"]), "kwargs": route["kwargs"],
+                                          "user": str(self.scope["user"])}))
+
+
+@csrf_exempt
+def announce(request, group):
+    """Broadcast the POSTed JSON body to ``group`` from a sync view."""
+    message = loads(request.body)
+    mode = request.GET.get("mode", "now")
+    if mode == "now":
+        broadcast(group, message)
+    elif mode in ("commit", "rollback"):
+        with transaction.atomic():
+            broadcast(group, message, on_commit=True)
+            if mode == "rollback":
+                transaction.set_rollback(True)
+    elif mode == "unserialisable":
+        try:
+            broadcast(group, {"bad": object()})
+        except TypeError as exc:
+            return JsonResponse({"error": str(exc)}, status=400)
+    return HttpResponse(status=204)
+
+
+urlpatterns = [
+    *example_urlpatterns,
+    path("ws/room/<slug:room>/", room, name="room"),
+    path("ws/json/", json_echo, name="json"),
+    path("ws/iterate/<slug:name>/", iterate),
+    path("ws/private/", private),
+    path("ws/permitted/", permitted),
+    path("ws/small/", small),
+    path("ws/boom/", boom),
+    path("ws/negotiated/", negotiated),
+    path("ws/member/<slug:group>/", member),
+    path("ws/consumer/<slug:group>/", GroupConsumer.as_asgi(), name="group-consumer"),
+    path("ws/sync/", SyncEchoConsumer.as_asgi()),
+    path("ws/stoppable/<slug:group>/", StoppableConsumer.as_asgi()),
+    path("ws/kwargs/<int:year>/<slug:slug>/", KwargsConsumer.as_asgi(), name="kwargs"),
+    path("announce/<slug:group>/", announce),
+]
