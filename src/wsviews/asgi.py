@@ -69,13 +69,16 @@ class WebSocketHandler:
             logger.warning("Not Found (websocket): %s", path)
             await refuse(scope, send, 404, f"Not Found: no websocket route for {path}")
             return
-        outer = scope.get("url_route", {"args": (), "kwargs": {}})
-        scope = dict(scope)
-        scope["url_route"] = {
-            "args": tuple(outer["args"]) + tuple(match.args),
-            "kwargs": {**outer["kwargs"], **match.kwargs},
-        }
-        scope["resolver_match"] = match
+        # The scope is updated in place, as Starlette's router does: a copy
+        # would be kept alive by every open socket.
+        outer = scope.get("url_route")
+        if outer:
+            scope["url_route"] = {
+                "args": tuple(outer["args"]) + tuple(match.args),
+                "kwargs": {**outer["kwargs"], **match.kwargs},
+            }
+        else:
+            scope["url_route"] = {"args": match.args, "kwargs": match.kwargs}
         await populate_scope(scope)
         await run_endpoint(match.func, scope, receive, send)
 

@@ -47,6 +47,9 @@ class WebSocket:
     state raise ``RuntimeError`` saying what was expected.
     """
 
+    __slots__ = ("scope", "_receive", "_send", "state", "max_message_size", "subprotocol",
+                 "channel_name", "_groups", "_mailbox", "_reader", "_task", "failed")
+
     def __init__(
         self,
         scope: Scope,

@@ -34,6 +34,9 @@ else:  # pragma: no cover - exercised on 3.11 only
         return asyncio.get_running_loop().create_task(coro)
 
 
+_NOTHING: Any = object()
+
+
 class Mailbox:
     """Serialise calls of ``handle(message)``: never two at once, always in order.
 
@@ -45,21 +48,27 @@ class Mailbox:
 
     def __init__(self, handle: Handler) -> None:
         self._handle = handle
-        self._pending: deque[Any] = deque()
+        self._pending: deque[Any] | None = None  # made on first need: most sockets never queue
         self._busy = False
         self._task: asyncio.Task[None] | None = None
         self._idle: asyncio.Future[None] | None = None
 
     def post(self, message: Any) -> None:
-        """Queue ``message``; start handling it now if nothing else is running."""
+        """Handle ``message`` now if nothing else is running, else queue it."""
+        if self._busy:
+            self._queue(message)
+        else:
+            self._drain(message)
+
+    def _queue(self, message: Any) -> None:
+        if self._pending is None:
+            self._pending = deque()
         self._pending.append(message)
-        if not self._busy:
-            self._drain()
 
     async def put(self, message: Any) -> None:
         """Handle ``message`` after everything queued before it; return once handled."""
         if self._busy:
-            self._pending.append(message)
+            self._queue(message)
             await self.wait_idle()
             return
         self._busy = True
@@ -80,14 +89,17 @@ class Mailbox:
 
     def close(self) -> None:
         """Drop queued messages and cancel a handler still running from the layer."""
-        self._pending.clear()
+        self._pending = None
         if self._task is not None:
             self._task.cancel()
 
-    def _drain(self) -> None:
+    def _drain(self, message: Any = _NOTHING) -> None:
         self._busy = True
-        while self._pending:
-            task = start_task(self._handle(self._pending.popleft()))
+        while message is not _NOTHING or self._pending:
+            if message is _NOTHING:
+                message = self._pending.popleft()  # type: ignore[union-attr]
+            task = start_task(self._handle(message))
+            message = _NOTHING
             if not task.done():
                 self._task = task
                 task.add_done_callback(self._resumed)
@@ -99,7 +111,7 @@ class Mailbox:
         self._task = None
         _report(task)
         if task.cancelled():
-            self._pending.clear()
+            self._pending = None
             self._set_idle()
         else:
             self._drain()
