@@ -111,11 +111,11 @@ def start_uvicorn(
 
 
 def start_runserver(settings: str, log_path: Path, env: dict[str, str] | None = None,
-                    args: list[str] | None = None) -> Server:
-    """Run ``python manage.py runserver`` of the example project on a free port."""
+                    args: list[str] | None = None, cwd: Path = EXAMPLE) -> Server:
+    """Run ``python manage.py runserver`` of the example project (or a copy, ``cwd``) on a free port."""
     port = free_port()
     argv = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", *(args or [])]
-    return start(argv, settings, log_path, port, env)
+    return start(argv, settings, log_path, port, env, cwd=cwd)
 
 
 @contextlib.contextmanager

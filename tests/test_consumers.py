@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+
 from wsclient import ConnectionClosed, connect, http, recv
 
 

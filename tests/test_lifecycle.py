@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 import uvicorn
 from channels.layers import get_channel_layer
+
 from servers import free_port
 from wsclient import connect, recv
-
 from wsviews.asgi import get_asgi_application
 
 

@@ -272,6 +272,7 @@ def load_application(path: str | None) -> ASGIApp:
 
 
 def _asgi_application_setting() -> str | None:
+    """Return ``ASGI_APPLICATION`` if it is set; raise if it is not a dotted path."""
     path = getattr(settings, "ASGI_APPLICATION", None)
     if path is None or path == "":
         return None
@@ -284,6 +285,7 @@ def _asgi_application_setting() -> str | None:
 
 
 def _max_message_size_setting() -> int:
+    """Return ``WSVIEWS_MAX_MESSAGE_SIZE``; raise if it is not a positive int."""
     size = getattr(settings, "WSVIEWS_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE)
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise CommandError(
@@ -294,6 +296,7 @@ def _max_message_size_setting() -> int:
 
 
 def _check_options(options: dict[str, Any]) -> None:
+    """Raise if a timeout is negative or the --ws implementation cannot be imported."""
     for name in ("ws_ping_interval", "ws_ping_timeout", "shutdown_timeout"):
         if options[name] < 0:
             raise CommandError(f"--{name.replace('_', '-')} must be 0 or more seconds.")
