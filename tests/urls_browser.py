@@ -1,8 +1,8 @@
 """The example project's routes, plus one the browser tests need and the example does not."""
 
 from django.urls import path
-from mysite.urls import urlpatterns as example_urlpatterns
 
+from mysite.urls import urlpatterns as example_urlpatterns
 from wsviews import websocket
 
 

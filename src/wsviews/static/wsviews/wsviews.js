@@ -232,12 +232,13 @@ export class WSViewsSocket extends EventTarget {
     this.#openedAt = Date.now();
     const reconnected = this.#opens > 0;
     this.#opens += 1;
-    this.#setState("open");
+    // Flush before any handler runs, so what they send goes after the queue.
     let flushed = 0;
     while (this.#queue.length && this.#ws?.readyState === WebSocket.OPEN) {
       this.#ws.send(this.#queue.shift());
       flushed += 1;
     }
+    this.#setState("open");
     this.#emit("open", { reconnected, flushed });
   }
 
