@@ -8,18 +8,17 @@ up on first access, so importing this module does not need settings).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import django
+from asgiref.sync import markcoroutinefunction
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponse
-from django.urls import set_urlconf
 from django.urls.exceptions import Resolver404
 from django.urls.resolvers import ResolverMatch
 
-from .auth import populate_scope
-from .endpoints import run_endpoint
-from .handshake import refuse
+from .endpoints import serve_websocket
 from .lifecycle import shutdown, startup
 from .routing import is_websocket_endpoint, resolve_websocket
 from .types import Receive, Scope, Send
@@ -55,34 +54,6 @@ class HttpHandler(ASGIHandler):
         return match
 
 
-class WebSocketHandler:
-    """Route a websocket connection to its endpoint, or refuse it with 404."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
-        root = scope.get("root_path") or ""
-        if root and path.startswith(root):
-            path = path[len(root):]
-        set_urlconf(None)
-        match = resolve_websocket(path)
-        if match is None:
-            logger.warning("Not Found (websocket): %s", path)
-            await refuse(scope, send, 404, f"Not Found: no websocket route for {path}")
-            return
-        # The scope is updated in place, as Starlette's router does: a copy
-        # would be kept alive by every open socket.
-        outer = scope.get("url_route")
-        if outer:
-            scope["url_route"] = {
-                "args": tuple(outer["args"]) + tuple(match.args),
-                "kwargs": {**outer["kwargs"], **match.kwargs},
-            }
-        else:
-            scope["url_route"] = {"args": match.args, "kwargs": match.kwargs}
-        await populate_scope(scope)
-        await run_endpoint(match.func, scope, receive, send)
-
-
 class Lifespan:
     """Answer lifespan events; close channel layers on shutdown."""
 
@@ -103,19 +74,21 @@ class WSViewsApplication:
 
     def __init__(self) -> None:
         self.http = HttpHandler()
-        self.websocket = WebSocketHandler()
         self.lifespan = Lifespan()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    @markcoroutinefunction
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Returns the handler's coroutine instead of awaiting it, so an open
+        # socket keeps no frame of this method; marked so that servers still
+        # see an ASGI 3 coroutine function.
         kind = scope["type"]
         if kind == "websocket":
-            await self.websocket(scope, receive, send)
-        elif kind == "http":
-            await self.http(scope, receive, send)
-        elif kind == "lifespan":
-            await self.lifespan(scope, receive, send)
-        else:
-            raise ValueError(f"wsviews cannot handle ASGI scope type {kind!r}")
+            return serve_websocket(scope, receive, send)
+        if kind == "http":
+            return self.http(scope, receive, send)  # type: ignore[no-any-return]
+        if kind == "lifespan":
+            return self.lifespan(scope, receive, send)
+        raise ValueError(f"wsviews cannot handle ASGI scope type {kind!r}")
 
 
 def get_asgi_application() -> WSViewsApplication:

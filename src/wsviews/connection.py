@@ -7,7 +7,7 @@ import enum
 import functools
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -194,15 +194,15 @@ class WebSocket:
         await self.close(code, reason)
         raise WebSocketDisconnect(code, reason)
 
-    def __aiter__(self) -> AsyncIterator[str | bytes]:
-        return self._iterate()
+    def __aiter__(self) -> WebSocket:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[str | bytes]:
-        while True:
-            try:
-                yield await self.receive()
-            except WebSocketDisconnect:
-                return
+    async def __anext__(self) -> str | bytes:
+        """Return the next message; stop iterating when the connection is closed."""
+        try:
+            return await self.receive()
+        except WebSocketDisconnect:
+            raise StopAsyncIteration from None
 
     # Sending
 
@@ -232,12 +232,12 @@ class WebSocket:
         layer = _channel_layer()
         if self.channel_name is None:
             self.channel_name = await layer.new_channel()
-            self._mailbox = Mailbox(self._on_layer_message)
+            self._mailbox = _Inbox(self)
             if supports_attach(layer):
-                layer.attach(self.channel_name, self._mailbox.post)
+                layer.attach(self.channel_name, self._mailbox)
             else:
                 receive = functools.partial(layer.receive, self.channel_name)
-                self._reader = asyncio.create_task(pull(receive, self._mailbox.post))
+                self._reader = asyncio.create_task(pull(receive, self._mailbox))
         await layer.group_add(group, self.channel_name)
         self._groups[group] = on_broadcast
 
@@ -301,6 +301,19 @@ class WebSocket:
 
 
 _MISSING = object()
+
+
+class _Inbox(Mailbox):
+    """Broadcasts for one socket, handled one at a time, in order."""
+
+    __slots__ = ("socket",)
+
+    def __init__(self, socket: WebSocket) -> None:
+        super().__init__()
+        self.socket = socket
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        await self.socket._on_layer_message(message)
 
 
 def _channel_layer() -> Any:

@@ -28,6 +28,7 @@ from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
+from .handshake import admit
 from .layers.base import pull, supports_attach
 from .mailbox import Mailbox
 from .types import Message, Receive, Scope, Send
@@ -73,33 +74,37 @@ def is_lean(consumer_class: type) -> bool:
     )
 
 
-class ConsumerRunner:
-    """Drive one consumer instance for one websocket connection."""
+class ConsumerRunner(Mailbox):
+    """Drive one consumer instance for one websocket connection.
 
-    __slots__ = ("consumer", "send", "mailbox", "stopped", "task", "dispatch")
+    The runner is the consumer's mailbox: client messages are ``put`` by the
+    socket loop, layer messages posted by the layer (or by one reader task).
+    """
+
+    __slots__ = ("consumer", "send", "stopped", "task", "custom_dispatch", "reader")
 
     def __init__(self, consumer: AsyncConsumer, send: Send) -> None:
+        super().__init__()
         self.consumer = consumer
         self.send = send
-        self.mailbox = Mailbox(self.handle)
         self.stopped = False
         self.task: asyncio.Task[Any] | None = None
-        overridden = type(consumer).dispatch is not AsyncConsumer.dispatch
-        self.dispatch = consumer.dispatch if overridden else self._dispatch
-
-    async def _dispatch(self, message: Message) -> None:
-        handler = getattr(self.consumer, handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await close_stale_db_connections()
-        await handler(message)
+        self.reader: asyncio.Task[None] | None = None
+        self.custom_dispatch = type(consumer).dispatch is not AsyncConsumer.dispatch
 
     async def handle(self, message: Message) -> None:
         """Run the handler for ``message``; on error, close the socket with 1011."""
         if self.stopped:
             return
         try:
-            await self.dispatch(message)
+            if self.custom_dispatch:
+                await self.consumer.dispatch(message)
+            else:
+                handler = getattr(self.consumer, handler_name(message), None)
+                if handler is None:
+                    raise ValueError(f"No handler for message type {message['type']}")
+                await close_stale_db_connections()
+                await handler(message)
         except StopConsumer:
             self.stop()
         except Exception:
@@ -118,30 +123,44 @@ class ConsumerRunner:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def run(self, receive: Receive) -> None:
-        self.task = asyncio.current_task()
-        put = self.mailbox.put
-        try:
-            while not self.stopped:
-                message = await receive()
-                await put(message)
-                if message["type"] == "websocket.disconnect":
-                    break
-        except asyncio.CancelledError:
-            if not self.stopped:
-                raise
-        finally:
-            self.task = None
+    async def join_layer(self) -> None:
+        """Give the consumer its channel name and start delivery of layer messages."""
+        consumer = self.consumer
+        layer = consumer.channel_layer = get_channel_layer(consumer.channel_layer_alias)
+        if layer is None:
+            return
+        channel = consumer.channel_name = await layer.new_channel()
+        consumer.channel_receive = functools.partial(layer.receive, channel)
+        if supports_attach(layer):
+            layer.attach(channel, self)
+        else:
+            self.reader = asyncio.create_task(pull(consumer.channel_receive, self))
+
+    async def leave_layer(self) -> None:
+        """Stop layer delivery and leave the consumer's groups."""
+        self.stopped = True
+        if self.reader is not None:
+            self.reader.cancel()
+        layer = self.consumer.channel_layer
+        if layer is not None:
+            await _leave_layer(layer, self.consumer)
+        self.close()
 
 
-async def run_consumer(
+async def serve_consumer(
     consumer_class: type[AsyncConsumer],
     initkwargs: dict[str, Any],
     scope: Scope,
     receive: Receive,
     send: Send,
 ) -> None:
-    """Serve one websocket connection with a fresh instance of ``consumer_class``."""
+    """Serve one websocket connection with a fresh instance of ``consumer_class``.
+
+    The socket loop lives in this one coroutine: an idle socket keeps a single
+    frame of ours, and no task.
+    """
+    if not await admit(scope, send):
+        return
     consumer = consumer_class(**initkwargs)
     if not is_lean(consumer_class):
         await consumer(scope, receive, send)
@@ -149,24 +168,20 @@ async def run_consumer(
     consumer.scope = scope
     consumer.base_send = send
     runner = ConsumerRunner(consumer, send)
-    layer = consumer.channel_layer = get_channel_layer(consumer.channel_layer_alias)
-    reader: asyncio.Task[None] | None = None
-    if layer is not None:
-        channel = consumer.channel_name = await layer.new_channel()
-        consumer.channel_receive = functools.partial(layer.receive, channel)
-        if supports_attach(layer):
-            layer.attach(channel, runner.mailbox.post)
-        else:
-            reader = asyncio.create_task(pull(consumer.channel_receive, runner.mailbox.post))
+    await runner.join_layer()
+    runner.task = asyncio.current_task()
     try:
-        await runner.run(receive)
+        while not runner.stopped:
+            message = await receive()
+            await runner.put(message)
+            if message["type"] == "websocket.disconnect":
+                break
+    except asyncio.CancelledError:
+        if not runner.stopped:
+            raise
     finally:
-        runner.stopped = True
-        if reader is not None:
-            reader.cancel()
-        if layer is not None:
-            await _leave_layer(layer, consumer)
-        runner.mailbox.close()
+        runner.task = None
+        await runner.leave_layer()
 
 
 async def _leave_layer(layer: Any, consumer: AsyncConsumer) -> None:

@@ -1,18 +1,21 @@
-"""Run a resolved websocket endpoint: a ``@websocket`` view or a Channels consumer."""
+"""Route a websocket connection to its endpoint: a ``@websocket`` view or a Channels consumer."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.urls import set_urlconf
 
 from .connection import WebSocket, WebSocketDisconnect, WebSocketState
-from .consumers import run_consumer
+from .consumers import serve_consumer
 from .decorators import WebSocketOptions, websocket_options
-from .handshake import origin_allowed, refuse
+from .handshake import admit, refuse
+from .routing import resolve_websocket
 from .types import Receive, Scope, Send
 
 logger = logging.getLogger("wsviews")
@@ -20,24 +23,44 @@ logger = logging.getLogger("wsviews")
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 
-async def run_endpoint(func: Any, scope: Scope, receive: Receive, send: Send) -> None:
-    """Serve the connection with ``func``, refusing it first if a handshake rule says so."""
-    options = websocket_options(func)
-    if not origin_allowed(scope, options.origins if options else None):
-        logger.warning("Forbidden (websocket origin): %s from %s", scope["path"],
-                       dict(scope.get("headers", ())).get(b"origin", b"").decode("latin-1"))
-        await refuse(scope, send, 403, "Forbidden: this origin may not open a websocket here.")
-        return
-    if options is None:
-        await run_consumer(func.consumer_class, func.consumer_initkwargs, scope, receive, send)
+def serve_websocket(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+    """Resolve the handshake path; return the coroutine that serves the connection.
+
+    A plain function, not a coroutine, so that no frame of it stays alive for
+    as long as the socket is open.
+    """
+    path = scope["path"]
+    root = scope.get("root_path") or ""
+    if root and path.startswith(root):
+        path = path[len(root):]
+    set_urlconf(None)
+    match = resolve_websocket(path)
+    if match is None:
+        logger.warning("Not Found (websocket): %s", path)
+        return refuse(scope, send, 404, f"Not Found: no websocket route for {path}")
+    # The scope is updated in place, as Starlette's router does: a copy would
+    # be kept alive by every open socket.
+    outer = scope.get("url_route")
+    if outer:
+        scope["url_route"] = {
+            "args": tuple(outer["args"]) + tuple(match.args),
+            "kwargs": {**outer["kwargs"], **match.kwargs},
+        }
     else:
-        await run_view(func, options, scope, receive, send)
+        scope["url_route"] = {"args": match.args, "kwargs": match.kwargs}
+    func = match.func
+    options = websocket_options(func)
+    if options is not None:
+        return serve_view(func, options, scope, receive, send)
+    return serve_consumer(func.consumer_class, func.consumer_initkwargs, scope, receive, send)
 
 
-async def run_view(
+async def serve_view(
     view: Any, options: WebSocketOptions, scope: Scope, receive: Receive, send: Send
 ) -> None:
     """Call ``view(socket, **url_kwargs)``; an exception closes the socket with 1011."""
+    if not await admit(scope, send, options.origins):
+        return
     denied = await _denied(options, scope)
     if denied:
         logger.warning("Forbidden (websocket): %s: %s", scope["path"], denied)
@@ -49,9 +72,9 @@ async def run_view(
         subprotocol=_negotiate(options, scope),
     )
     socket._task = asyncio.current_task()
-    route = scope.get("url_route", {})
+    route = scope["url_route"]
     try:
-        await view(socket, *route.get("args", ()), **route.get("kwargs", {}))
+        await view(socket, *route["args"], **route["kwargs"])
     except WebSocketDisconnect:
         pass
     except asyncio.CancelledError:

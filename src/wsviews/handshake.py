@@ -1,14 +1,18 @@
-"""Decide on a websocket handshake before any handler runs: origin, refusal."""
+"""Decide on a websocket handshake before any handler runs: session, user, origin, refusal."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http.request import validate_host
 
+from .auth import populate_scope
 from .types import Scope, Send
+
+logger = logging.getLogger("wsviews")
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -69,3 +73,16 @@ async def refuse(scope: Scope, send: Send, status: int, text: str) -> None:
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1008, "reason": text[:120]})
+
+
+async def admit(scope: Scope, send: Send, origins: Sequence[str] | None = None) -> bool:
+    """Load the session and user into ``scope`` and check the origin.
+
+    Return True to go on; otherwise refuse the handshake (403) and return False.
+    """
+    await populate_scope(scope)
+    if origin_allowed(scope, origins):
+        return True
+    logger.warning("Forbidden (websocket origin): %s from %s", scope["path"], header(scope, b"origin"))
+    await refuse(scope, send, 403, "Forbidden: this origin may not open a websocket here.")
+    return False

@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
-
-Handler = Callable[[Any], Coroutine[Any, Any, None]]
 
 if sys.version_info >= (3, 12):
 
@@ -40,18 +38,22 @@ _NOTHING: Any = object()
 class Mailbox:
     """Serialise calls of ``handle(message)``: never two at once, always in order.
 
-    ``handle`` owns its error policy and should not raise; an exception that
-    escapes it anyway is logged and the mailbox carries on.
+    Subclasses implement ``handle``, which owns its error policy and should
+    not raise; an exception that escapes it anyway is logged and the mailbox
+    carries on. Calling the mailbox posts a message, so a mailbox is itself
+    the ``deliver`` callable an attachable layer takes.
     """
 
-    __slots__ = ("_handle", "_pending", "_busy", "_task", "_idle")
+    __slots__ = ("_pending", "_busy", "_task", "_idle")
 
-    def __init__(self, handle: Handler) -> None:
-        self._handle = handle
+    def __init__(self) -> None:
         self._pending: deque[Any] | None = None  # made on first need: most sockets never queue
         self._busy = False
         self._task: asyncio.Task[None] | None = None
         self._idle: asyncio.Future[None] | None = None
+
+    async def handle(self, message: Any) -> None:
+        raise NotImplementedError("Mailbox subclasses implement handle()")
 
     def post(self, message: Any) -> None:
         """Handle ``message`` now if nothing else is running, else queue it."""
@@ -59,6 +61,8 @@ class Mailbox:
             self._queue(message)
         else:
             self._drain(message)
+
+    __call__ = post
 
     def _queue(self, message: Any) -> None:
         if self._pending is None:
@@ -73,7 +77,7 @@ class Mailbox:
             return
         self._busy = True
         try:
-            await self._handle(message)
+            await self.handle(message)
         finally:
             self._busy = False
         if self._pending:
@@ -98,7 +102,7 @@ class Mailbox:
         while message is not _NOTHING or self._pending:
             if message is _NOTHING:
                 message = self._pending.popleft()  # type: ignore[union-attr]
-            task = start_task(self._handle(message))
+            task = start_task(self.handle(message))
             message = _NOTHING
             if not task.done():
                 self._task = task

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,11 +31,12 @@ REDIS_MAX_BULK = 512 * 1024 * 1024
 # beyond it wait in the BlockingConnectionPool instead of failing.
 DEFAULT_MAX_CONNECTIONS = 64
 DEFAULT_POOL_TIMEOUT = 30.0
-# Non-blocking commands (PUBLISH, scripts) get redis-py's 5 s read timeout;
-# blocking pops get their own pool whose timeout outlasts the pop.
+# Non-blocking commands (PUBLISH, scripts) get redis-py's usual 5 s; blocking
+# pops get their own pool, and a limit that outlasts the pop.
 COMMAND_SOCKET_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5.0
 BLOCKING_MARGIN = 5.0
+POOL_WAIT_ALLOWANCE = 5.0
 
 LAYER_KEYS = {
     "hosts": "list of Redis servers: URLs, (host, port) tuples or dicts",
@@ -285,7 +286,7 @@ class _BlockingSentinelPool(BlockingConnectionPool, SentinelConnectionPool):
     """A Sentinel pool that waits for a free connection instead of raising MaxConnectionsError."""
 
 
-def connection_options(host: Mapping[str, Any], role: Role, blocking_timeout: float) -> dict[str, Any]:
+def connection_options(host: Mapping[str, Any], role: Role) -> dict[str, Any]:
     """Return the redis-py options for one pool of ``host``, with the layer's safety rules."""
     options = {k: v for k, v in host.items() if k not in _SENTINEL_KEYS and k != "address"}
     if "address" in host:
@@ -294,25 +295,39 @@ def connection_options(host: Mapping[str, Any], role: Role, blocking_timeout: fl
     options["decode_responses"] = False
     options.setdefault("socket_connect_timeout", CONNECT_TIMEOUT)
     options.setdefault("socket_keepalive", True)
+    options.setdefault("protocol", 2)
     if role == "subscriber":
-        # The subscriber reads forever and checks liveness with its own PINGs;
-        # a read timeout would only cut idle-but-healthy connections.
-        options["socket_timeout"] = None
         options["protocol"] = 2
-    else:
-        options.setdefault("protocol", 2)
-        timeout = options.get("socket_timeout", COMMAND_SOCKET_TIMEOUT)
-        if role == "blocking" and timeout is not None:
-            # Never let the socket time out before the blocking pop does (the
-            # redis-py 8 bug that closes idle Channels sockets with 1011).
-            timeout = max(timeout, blocking_timeout + BLOCKING_MARGIN)
-        options["socket_timeout"] = timeout
+    # No socket timeout in redis-py: the layer bounds each whole operation with
+    # asyncio.timeout() instead (see operation_timeout). redis-py implements
+    # socket_timeout with asyncio.wait_for(), which on Python 3.11 can swallow
+    # a task's cancellation; and a read timeout shorter than a blocking pop is
+    # the redis-py 8 bug that closes idle Channels sockets with 1011.
+    options["socket_timeout"] = None
     return options
 
 
-def make_pool(host: Mapping[str, Any], role: Role, blocking_timeout: float) -> ConnectionPool:
+def operation_timeout(host: Mapping[str, Any], role: Role, blocking_timeout: float) -> float | None:
+    """Return the seconds one operation of ``role`` on ``host`` may take, or None for no limit.
+
+    The subscriber has none: it reads forever and checks liveness with PINGs.
+    A blocking pop always gets longer than it blocks, whatever ``socket_timeout`` says.
+    """
+    if role == "subscriber":
+        return None
+    if role == "blocking":
+        return blocking_timeout + BLOCKING_MARGIN
+    options = dict(host)
+    if "address" in host:
+        options.update(parse_url(str(host["address"])))
+    timeout = options.get("socket_timeout", COMMAND_SOCKET_TIMEOUT)
+    # A command may also wait for a free connection of the pool.
+    return None if timeout is None else float(timeout) + POOL_WAIT_ALLOWANCE
+
+
+def make_pool(host: Mapping[str, Any], role: Role) -> ConnectionPool:
     """Return a new connection pool for ``host``; nothing is connected yet."""
-    options = connection_options(host, role, blocking_timeout)
+    options = connection_options(host, role)
     max_connections = 1 if role == "subscriber" else options.pop("max_connections",
                                                                   DEFAULT_MAX_CONNECTIONS)
     options.pop("max_connections", None)
@@ -330,5 +345,3 @@ def make_pool(host: Mapping[str, Any], role: Role, blocking_timeout: float) -> C
         return ConnectionPool(max_connections=1, **options)
     return BlockingConnectionPool(max_connections=max_connections, timeout=pool_timeout, **options)
 
-
-HostFactory = Callable[[Role], ConnectionPool]

@@ -50,11 +50,15 @@ class LocalChannels:
         self.groups: dict[str, dict[str, float]] = {}
         # channel -> groups, so that detach() costs O(groups of the channel)
         self.memberships: dict[str, set[str]] = {}
+        # channel -> deadlines of messages this process sent it that are still on their way
+        self.in_flight: dict[str, deque[float]] = {}
 
     # Delivery
 
     def put(self, channel: str, message: Message) -> bool:
         """Hand ``message`` to ``channel``'s receiver or queue; return False if the queue is full."""
+        if channel in self.in_flight:
+            self._arrived(channel)
         deliver = self.attached.get(channel)
         if deliver is not None:
             self._deliver(deliver, channel, message)
@@ -115,12 +119,34 @@ class LocalChannels:
 
     # Receiving
 
-    def has_room(self, channel: str) -> bool:
-        """Return True if a message for ``channel`` would not be dropped as over capacity."""
+    def reserve(self, channel: str) -> bool:
+        """Count a message this process is sending ``channel``; return False if it has no room.
+
+        Queued and on-their-way messages both count, so that send() raises
+        ChannelFull at capacity although delivery goes through Redis.
+        """
         if channel in self.attached:
             return True
         queue = self.queues.get(channel)
-        return queue is None or len(queue.items) < self.capacity_of(channel)
+        flying = self.in_flight.get(channel)
+        used = (len(queue.items) if queue else 0) + (len(flying) if flying else 0)
+        if used >= self.capacity_of(channel):
+            return False
+        if flying is None:
+            flying = self.in_flight[channel] = deque()
+        flying.append(time.monotonic() + self.expiry)
+        return True
+
+    def unreserve(self, channel: str) -> None:
+        """Forget a reservation whose message was not sent."""
+        if channel in self.in_flight:
+            self._arrived(channel)
+
+    def _arrived(self, channel: str) -> None:
+        flying = self.in_flight[channel]
+        flying.popleft()
+        if not flying:
+            del self.in_flight[channel]
 
     async def get(self, channel: str) -> Message:
         """Return the next unexpired message of ``channel``, waiting for one if need be."""
@@ -230,6 +256,12 @@ class LocalChannels:
                     if self.group_discard(group, channel):
                         emptied.append(group)
             self._forget_if_idle(channel, queue)
+        # A reserved message that never arrived (Redis lost it) stops counting after expiry.
+        for channel, flying in tuple(self.in_flight.items()):
+            while flying and flying[0] <= now:
+                flying.popleft()
+            if not flying:
+                del self.in_flight[channel]
         return emptied
 
     def local_channels(self) -> set[str]:
@@ -244,4 +276,5 @@ class LocalChannels:
         self.queues = {c: q for c, q in self.queues.items() if q.waiters}
         self.groups = {}
         self.memberships = {}
+        self.in_flight = {}
         return groups

@@ -77,6 +77,9 @@ class Subscriber:
     """Keep one connection subscribed to the wanted topics, whatever happens to Redis."""
 
     ping_interval = 5.0
+    # Connecting includes a handshake; a server that accepts but never answers
+    # (frozen, half-open link) must not hold the subscriber forever.
+    connect_timeout = 10.0
     backoff_min = 0.05
     # Small enough that a process hears broadcasts again within ~1 s of Redis returning.
     backoff_max = 1.0
@@ -183,7 +186,8 @@ class Subscriber:
             conn = None
             try:
                 conn = self.pool.make_connection()
-                await conn.connect()
+                async with asyncio.timeout(self.connect_timeout):
+                    await conn.connect()
                 self._connected(conn)
                 delay = self.backoff_min
                 await self._serve(conn)
@@ -264,8 +268,10 @@ class Subscriber:
         loop = asyncio.get_running_loop()
         ping_sent: float | None = None
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.ping_interval)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.ping_interval):
+                    await self._kick.wait()
             self._kick.clear()
             await self._flush(conn)
             now = loop.time()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import secrets
 import time
 from typing import Any
@@ -12,6 +13,8 @@ from channels.exceptions import ChannelFull
 
 from ..types import Deliver
 from .base import AttachableChannelLayer
+
+logger = logging.getLogger("wsviews.layers.memory")
 
 
 class InMemoryChannelLayer(AttachableChannelLayer):
@@ -49,7 +52,11 @@ class InMemoryChannelLayer(AttachableChannelLayer):
     def _put(self, channel: str, message: dict[str, Any]) -> None:
         deliver = self._attached.get(channel)
         if deliver is not None:
-            deliver(message)
+            try:
+                deliver(message)
+            except Exception:
+                # One broken receiver must not cost the sender, or the other members, anything.
+                logger.exception("deliver() of channel %s raised; message dropped", channel)
             return
         queue = self.channels.get(channel)
         if queue is None:
