@@ -52,6 +52,9 @@ class LocalChannels:
         self.memberships: dict[str, set[str]] = {}
         # channel -> deadlines of messages this process sent it that are still on their way
         self.in_flight: dict[str, deque[float]] = {}
+        # Detached channels (closed sockets) -> when to forget them: messages still
+        # on their way to them are dropped instead of queued for nobody.
+        self.gone: dict[str, float] = {}
 
     # Delivery
 
@@ -65,6 +68,9 @@ class LocalChannels:
             return True
         queue = self.queues.get(channel)
         if queue is None:
+            if channel in self.gone:
+                self.stats["undeliverable"] += 1
+                return True
             queue = self.queues[channel] = LocalQueue()
         while queue.waiters:
             waiter = queue.waiters.popleft()
@@ -150,6 +156,7 @@ class LocalChannels:
 
     async def get(self, channel: str) -> Message:
         """Return the next unexpired message of ``channel``, waiting for one if need be."""
+        self.gone.pop(channel, None)
         queue = self.queues.get(channel)
         if queue is None:
             queue = self.queues[channel] = LocalQueue()
@@ -185,6 +192,7 @@ class LocalChannels:
 
     def attach(self, channel: str, deliver: Deliver) -> None:
         """Push ``channel``'s messages to ``deliver``, starting with those already queued."""
+        self.gone.pop(channel, None)
         self.attached[channel] = deliver
         queue = self.queues.pop(channel, None)
         if queue is None:
@@ -202,6 +210,8 @@ class LocalChannels:
         queue = self.queues.get(channel)
         if queue is not None and not queue.waiters:
             del self.queues[channel]
+        if queue is None or not queue.waiters:
+            self.gone[channel] = time.monotonic() + self.expiry
         emptied = []
         for group in tuple(self.memberships.get(channel, ())):
             if self.group_discard(group, channel):
@@ -256,6 +266,8 @@ class LocalChannels:
                     if self.group_discard(group, channel):
                         emptied.append(group)
             self._forget_if_idle(channel, queue)
+        for channel in [c for c, until in self.gone.items() if until <= now]:
+            del self.gone[channel]
         # A reserved message that never arrived (Redis lost it) stops counting after expiry.
         for channel, flying in tuple(self.in_flight.items()):
             while flying and flying[0] <= now:

@@ -85,6 +85,7 @@ STATS = (
     "parked",          # sends parked because the owning process was not subscribed
     "expired",         # messages dropped unread after ``expiry``
     "dropped_full",    # messages dropped because a local channel was at capacity
+    "undeliverable",   # messages for a channel of this process that was detached (socket gone)
     "malformed",       # payloads from Redis that could not be decoded
     "deliver_errors",  # deliver() calls that raised
     "failed",          # send()/group_send() calls that raised ChannelLayerUnavailable
@@ -130,7 +131,7 @@ class _Shard:
 class _LoopClients:
     """Connection pools of one event loop (redis-py connections belong to a loop)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self) -> None:
         self.clients: dict[tuple[int, Role], Redis] = {}
         self.pop_locks: dict[str, asyncio.Lock] = {}
         # Normal channels whose last pop was interrupted: restore what is in flight.
@@ -515,7 +516,7 @@ class RedisChannelLayer(AttachableChannelLayer):
         if clients is None:
             for other in [other for other in self._loops if other.is_closed()]:
                 del self._loops[other]
-            clients = self._loops[loop] = _LoopClients(len(self._shards))
+            clients = self._loops[loop] = _LoopClients()
             _on_loop_close(loop, self)
         return clients
 
@@ -570,6 +571,7 @@ class RedisChannelLayer(AttachableChannelLayer):
         self._sub_loop = loop
         self._sweeper = loop.call_later(self.sweep_interval, self._sweep)
         # Whatever the previous loop had subscribed must be subscribed again here.
+        self._want(self._inbox_shard, self._inbox_topic, None)
         for group in self._local.groups:
             self._want(self._shard_index(group), self._schema.group_topic(group), group)
         return True

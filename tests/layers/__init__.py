@@ -1,0 +1,1 @@
+"""Tests of wsviews' channel layers: one shared contract, run against every backend."""
