@@ -15,7 +15,7 @@ from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from . import encoding
-from .layers.base import pull, supports_attach
+from .layers.base import supports_attach
 from .mailbox import Mailbox
 from .types import Message, Receive, Scope, Send
 
@@ -237,7 +237,7 @@ class WebSocket:
                 layer.attach(self.channel_name, self._mailbox)
             else:
                 receive = functools.partial(layer.receive, self.channel_name)
-                self._reader = asyncio.create_task(pull(receive, self._mailbox))
+                self._reader = asyncio.create_task(self._mailbox.pull(receive))
         await layer.group_add(group, self.channel_name)
         self._groups[group] = on_broadcast
 

@@ -29,7 +29,7 @@ from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
 from .handshake import admit
-from .layers.base import pull, supports_attach
+from .layers.base import supports_attach
 from .mailbox import Mailbox
 from .types import Message, Receive, Scope, Send
 
@@ -134,7 +134,7 @@ class ConsumerRunner(Mailbox):
         if supports_attach(layer):
             layer.attach(channel, self)
         else:
-            self.reader = asyncio.create_task(pull(consumer.channel_receive, self))
+            self.reader = asyncio.create_task(self.pull(consumer.channel_receive))
 
     async def leave_layer(self) -> None:
         """Stop layer delivery and leave the consumer's groups."""

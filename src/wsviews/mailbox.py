@@ -14,9 +14,11 @@ a thousand scheduled tasks. On Python 3.11 each pushed message is a task.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 if sys.version_info >= (3, 12):
@@ -33,6 +35,8 @@ else:  # pragma: no cover - exercised on 3.11 only
 
 
 _NOTHING: Any = object()
+_next_outage_warning = 0.0
+logger = logging.getLogger("wsviews")
 
 
 class Mailbox:
@@ -44,11 +48,12 @@ class Mailbox:
     the ``deliver`` callable an attachable layer takes.
     """
 
-    __slots__ = ("_pending", "_busy", "_task", "_idle")
+    __slots__ = ("_pending", "_busy", "_task", "_idle", "closed")
 
     def __init__(self) -> None:
         self._pending: deque[Any] | None = None  # made on first need: most sockets never queue
         self._busy = False
+        self.closed = False
         self._task: asyncio.Task[None] | None = None
         self._idle: asyncio.Future[None] | None = None
 
@@ -93,9 +98,35 @@ class Mailbox:
 
     def close(self) -> None:
         """Drop queued messages and cancel a handler still running from the layer."""
+        self.closed = True
         self._pending = None
         if self._task is not None:
             self._task.cancel()
+
+    async def pull(self, receive: Callable[[], Awaitable[Any]]) -> None:
+        """Post what ``receive()`` returns until closed: the fallback for layers without ``attach``.
+
+        A failing layer (Redis down) is retried with backoff, and warned about
+        at most every 30 s per process, instead of crashing the socket. The
+        ``closed`` check also ends the loop if a receive swallowed its
+        cancellation (``asyncio.wait_for`` on Python 3.11 can).
+        """
+        global _next_outage_warning
+        delay = 0.1
+        while not self.closed:
+            try:
+                message = await receive()
+            except Exception as exc:
+                now = time.monotonic()
+                if now >= _next_outage_warning:
+                    _next_outage_warning = now + 30
+                    logger.warning("Channel layer receive failed (%s); retrying", exc or type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
+            if not self.closed:
+                self.post(message)
 
     def _drain(self, message: Any = _NOTHING) -> None:
         self._busy = True

@@ -20,10 +20,6 @@ group message be decoded once per process rather than once per member.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.exceptions import MessageTooLarge as ChannelsMessageTooLarge
@@ -67,29 +63,3 @@ def supports_attach(layer: Any) -> bool:
     """Return True if ``layer`` implements the ``attach`` extension."""
     return "attach" in getattr(layer, "extensions", ())
 
-
-_logger = logging.getLogger("wsviews")
-_next_outage_warning = 0.0
-
-
-async def pull(receive: Callable[[], Awaitable[dict[str, Any]]], deliver: Deliver) -> None:
-    """Deliver what ``receive()`` returns, forever: the fallback for layers without ``attach``.
-
-    A failing layer (Redis down) is retried with backoff, and warned about at
-    most every 30 s per process, instead of crashing the socket.
-    """
-    global _next_outage_warning
-    delay = 0.1
-    while True:
-        try:
-            message = await receive()
-        except Exception as exc:
-            now = time.monotonic()
-            if now >= _next_outage_warning:
-                _next_outage_warning = now + 30
-                _logger.warning("Channel layer receive failed (%s); retrying", exc or type(exc).__name__)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            continue
-        delay = 0.1
-        deliver(message)
