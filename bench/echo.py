@@ -13,7 +13,7 @@ client, no compression, no keepalive pings), so only the server differs.
 
 Throughput: S sockets (default 20) each send a text message and await its
 echo, M times (default 500), all sockets at once; msg/s counts round trips.
-Every server gets a warm-up, then R rounds (default 3) run interleaved, the
+Every server gets a warm-up, then R rounds (default 5) run interleaved, the
 server order rotating each round; the table shows the median. The server's
 CPU time per message (from /proc/<pid>/stat, all threads) is shown too: it
 does not depend on how fast the client is.
@@ -71,19 +71,46 @@ class Target:
 
 TARGETS = [
     Target("raw", "(a) raw ASGI echo", "bench.apps.raw_echo:app", "/"),
-    Target("channels-memory", "(b) MyConsumer, plain Channels", "bench.apps.channels_asgi:application",
-           "/ws/myapp/", {"DJANGO_SETTINGS_MODULE": "bench.apps.channels_settings",
-                          "BENCH_LAYER": "memory"}, "channels in-memory"),
-    Target("channels-redis", "(b) MyConsumer, plain Channels", "bench.apps.channels_asgi:application",
-           "/ws/myapp/", {"DJANGO_SETTINGS_MODULE": "bench.apps.channels_settings",
-                          "BENCH_LAYER": "redis"}, "channels_redis"),
-    Target("wsviews-memory", "(c) MyConsumer, wsviews", "wsviews.asgi:application", "/ws/myapp/",
-           {"DJANGO_SETTINGS_MODULE": "mysite.settings"}, "wsviews in-memory"),
-    Target("wsviews-redis", "(c) MyConsumer, wsviews", "wsviews.asgi:application", "/ws/myapp/",
-           {"DJANGO_SETTINGS_MODULE": "mysite.settings", "REDIS_URL": "redis://localhost:6379"},
-           "channels_redis"),
-    Target("view", "(d) @websocket view, wsviews", "wsviews.asgi:application", "/bench/echo/",
-           {"DJANGO_SETTINGS_MODULE": "bench.apps.view_settings"}, "wsviews in-memory"),
+    Target(
+        "channels-memory",
+        "(b) MyConsumer, plain Channels",
+        "bench.apps.channels_asgi:application",
+        "/ws/myapp/",
+        {"DJANGO_SETTINGS_MODULE": "bench.apps.channels_settings", "BENCH_LAYER": "memory"},
+        "channels in-memory",
+    ),
+    Target(
+        "channels-redis",
+        "(b) MyConsumer, plain Channels",
+        "bench.apps.channels_asgi:application",
+        "/ws/myapp/",
+        {"DJANGO_SETTINGS_MODULE": "bench.apps.channels_settings", "BENCH_LAYER": "redis"},
+        "channels_redis",
+    ),
+    Target(
+        "wsviews-memory",
+        "(c) MyConsumer, wsviews",
+        "wsviews.asgi:application",
+        "/ws/myapp/",
+        {"DJANGO_SETTINGS_MODULE": "mysite.settings"},
+        "wsviews in-memory",
+    ),
+    Target(
+        "wsviews-redis",
+        "(c) MyConsumer, wsviews",
+        "wsviews.asgi:application",
+        "/ws/myapp/",
+        {"DJANGO_SETTINGS_MODULE": "mysite.settings", "REDIS_URL": "redis://localhost:6379"},
+        "channels_redis",
+    ),
+    Target(
+        "view",
+        "(d) @websocket view, wsviews",
+        "wsviews.asgi:application",
+        "/bench/echo/",
+        {"DJANGO_SETTINGS_MODULE": "bench.apps.view_settings"},
+        "wsviews in-memory",
+    ),
 ]
 MEMORY_TARGETS = ["raw", "channels-memory", "wsviews-memory", "view"]
 
@@ -104,28 +131,43 @@ def _raise_nofile() -> None:
 class Server:
     """A uvicorn subprocess serving one target with one interpreter."""
 
+    ws = "websockets"  # uvicorn's --ws implementation, the same for every server
+    src: Path | None = None  # a directory holding a modified copy of wsviews to measure instead
+    extra_env: dict[str, str] = {}  # noqa: RUF012 - set by subclasses
+
     def __init__(self, target: Target, python: str, workdir: Path) -> None:
         self.target = target
         self.python = python
+        self.workdir = workdir
         self.port = free_port()
         self.log_path = workdir / f"{target.key}-{Path(python).parent.parent.name}-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PYTHONASYNCIODEBUG")}
         env.update(
-            PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "example")]),
+            PYTHONPATH=os.pathsep.join(
+                [*([str(self.src)] if self.src else []), str(ROOT), str(ROOT / "example")]
+            ),
             PYTHONUNBUFFERED="1",
             DJANGO_DEBUG="0",
             DJANGO_DB=str(workdir / "db.sqlite3"),
         )
         env.update(target.env)
-        argv = [
-            python, "-m", "uvicorn", target.app, "--host", "127.0.0.1", "--port", str(self.port),
-            "--ws", "websockets", "--log-level", "warning", "--no-access-log", "--workers", "1",
-        ]
+        env.update(self.extra_env)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            self.command(),
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             preexec_fn=_raise_nofile,
         )
+
+    def command(self) -> list[str]:
+        """Return the server's argv: the same uvicorn options for every target."""
+        return [
+            self.python, "-m", "uvicorn", self.target.app, "--host", "127.0.0.1", "--port", str(self.port),
+            "--ws", self.ws, "--log-level", "warning", "--no-access-log", "--workers", "1",
+        ]  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -188,8 +230,15 @@ def start_all(targets: list[Target], python: str, workdir: Path) -> list[Server]
 
 
 def _connect(url: str) -> Any:
-    return connect(url, compression=None, ping_interval=None, proxy=None, open_timeout=30,
-                   close_timeout=5, max_queue=None)
+    return connect(
+        url,
+        compression=None,
+        ping_interval=None,
+        proxy=None,
+        open_timeout=30,
+        close_timeout=5,
+        max_queue=None,
+    )
 
 
 async def _open(url: str, count: int, batch: int = 200) -> list[ClientConnection]:
@@ -206,8 +255,7 @@ async def _open(url: str, count: int, batch: int = 200) -> list[ClientConnection
 
 async def _close(sockets: list[ClientConnection], batch: int = 500) -> None:
     for start in range(0, len(sockets), batch):
-        await asyncio.gather(*(ws.close() for ws in sockets[start:start + batch]),
-                             return_exceptions=True)
+        await asyncio.gather(*(ws.close() for ws in sockets[start : start + batch]), return_exceptions=True)
 
 
 async def _ping_pong(ws: ClientConnection, messages: int) -> None:
@@ -236,6 +284,11 @@ class Throughput:
     @property
     def client_us(self) -> float:
         return self.client_cpu / self.msgs * 1e6
+
+    @property
+    def busy(self) -> float:
+        """CPU seconds (server + client) per wall second: near 2 unless the machine stole time."""
+        return (self.server_cpu + self.client_cpu) / self.seconds
 
 
 async def echo_load(server: Server, sockets: int, messages: int, timeout: float = 180) -> Throughput:
@@ -273,7 +326,9 @@ async def idle_memory(server: Server, count: int, settle: float = 2.0) -> Memory
         server.check_alive()
         after = server.rss_kib()
         # Prove they are all alive: one round trip on a sample.
-        await asyncio.wait_for(asyncio.gather(*(_ping_pong(ws, 1) for ws in conns[:: max(1, count // 50)])), 30)
+        await asyncio.wait_for(
+            asyncio.gather(*(_ping_pong(ws, 1) for ws in conns[:: max(1, count // 50)])), 30
+        )
     finally:
         await asyncio.wait_for(_close(conns), 300)
     return Memory(count, before, after)
@@ -294,15 +349,36 @@ def interpreter_info(python: str) -> dict[str, str]:
     return json.loads(out.stdout)
 
 
+def source_state() -> str:
+    """Return the commit and whether ``src/`` has uncommitted changes (read-only git calls)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head or 'unknown'}{' + uncommitted changes in src/' if dirty else ''}"
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _mark(value: float | None, target: float | None, higher: bool) -> str:
+    if value is None or target is None:
+        return ""
+    return "✓" if (value >= target if higher else value <= target) else "✗"
+
+
 def _ratio(a: float | None, b: float | None) -> str:
     return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
-
-
-def _verdict(value: float | None, target: float, higher: bool) -> str:
-    if value is None:
-        return "n/a"
-    ok = value >= target if higher else value <= target
-    return "meets" if ok else "MISSES"
 
 
 @dataclass
@@ -314,6 +390,7 @@ class Report:
     memory: dict[tuple[str, str], Memory] = field(default_factory=dict)
     errors: dict[tuple[str, str], int] = field(default_factory=dict)
     load_at_start: str = ""
+    source: str = ""
     client_websockets: str = ""
 
     def median(self, py: str, key: str, attr: str = "rate") -> float | None:
@@ -325,25 +402,30 @@ class Report:
         lines = [f"# Echo benchmark, {self.started:%Y-%m-%d %H:%M}", ""]
         lines += [
             f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`  ",
+            f"Source: {self.source}.  ",
             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, load average at start "
             f"{self.load_at_start}; client and server share it (one process each).  ",
             f"Client: websockets {self.client_websockets} asyncio client on Python "
             f"{platform.python_version()}, no compression, no keepalive pings.  ",
-            "Server: `python -m uvicorn APP --ws websockets --log-level warning --no-access-log "
+            f"Server: `python -m uvicorn APP --ws {Server.ws} --log-level warning --no-access-log "
             "--workers 1` (asyncio loop, h11; uvloop/httptools not installed), DJANGO_DEBUG=0.  ",
             f"Throughput: {a.sockets} sockets x {a.messages} round trips of a {len(PAYLOAD)}-char "
             f"text message, all sockets at once; warm-up first; {a.rounds} interleaved rounds, "
             "median shown (min-max in brackets).  ",
-            f"Idle memory: {a.idle} idle sockets to a fresh, warmed-up server; "
-            "(VmRSS after - before) / N.",
+            f"Idle memory: {a.idle} idle sockets to a fresh, warmed-up server; (VmRSS after - before) / N.",
             "",
         ]
         for py, info in self.infos.items():
-            lines += [f"## Python {info['python']} (`{py}`)", "",
-                      f"uvicorn {info['uvicorn']}, websockets {info['websockets']}, Django "
-                      f"{info['django']}, channels {info['channels']}, channels_redis "
-                      f"{info['channels_redis']}, redis-py {info['redis']}.", ""]
-            lines += self._throughput_table(py) + [""] + self._memory_table(py) + [""]
+            lines += [
+                f"## Python {info['python']} (`{py}`)",
+                "",
+                f"uvicorn {info['uvicorn']}, websockets {info['websockets']}, Django "
+                f"{info['django']}, channels {info['channels']}, channels_redis "
+                f"{info['channels_redis']}, redis-py {info['redis']}.",
+                "",
+            ]
+            lines += self._throughput_table(py) + [""] + self._contention(py)
+            lines += self._memory_table(py) + [""]
             lines += self._ratios(py) + [""]
         if len(self.infos) > 1:
             lines += self._cross_python() + [""]
@@ -352,25 +434,42 @@ class Report:
         return "\n".join(lines) + "\n"
 
     def _throughput_table(self, py: str) -> list[str]:
-        raw = self.median(py, "raw")
-        rows = ["| server | layer | msg/s (median) | vs raw | server CPU µs/msg | client CPU µs/msg |",
-                "|---|---|---:|---:|---:|---:|"]
+        rows = [
+            "| server | layer | msg/s median [min-max] | best msg/s | server CPU µs/msg median (min) "
+            "| client CPU µs/msg | busy |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         for t in TARGETS:
             runs = self.runs.get((py, t.key))
             if not runs:
                 continue
             rates = [r.rate for r in runs]
+            cost = [r.server_us for r in runs]
             rows.append(
-                f"| {t.label} | {t.layer} | {statistics.median(rates):,.0f} "
-                f"[{min(rates):,.0f}-{max(rates):,.0f}] | {_ratio(statistics.median(rates), raw)} | "
-                f"{self.median(py, t.key, 'server_us'):.0f} | {self.median(py, t.key, 'client_us'):.0f} |"
+                f"| {t.label} | {t.layer} | {statistics.median(rates):,.0f} [{min(rates):,.0f}-"
+                f"{max(rates):,.0f}] | {max(rates):,.0f} | {statistics.median(cost):.0f} ({min(cost):.0f}) | "
+                f"{self.median(py, t.key, 'client_us'):.0f} | {self.median(py, t.key, 'busy'):.2f} |"
             )
         return rows
 
+    def _contention(self, py: str) -> list[str]:
+        busy = [r.busy for (p, _), runs in self.runs.items() if p == py for r in runs]
+        if not busy or statistics.median(busy) >= 1.3:
+            return []
+        return [
+            f"**Contended run:** client and server together used a median {statistics.median(busy):.2f} "
+            "CPU-seconds per wall-second (an otherwise idle 2-core machine gives 1.6-1.9), so "
+            "something else was using the CPUs and msg/s is mostly noise. The server CPU/msg "
+            "column, and `bench/profile_echo.py --tool callgrind`, are not affected.",
+            "",
+        ]
+
     def _memory_table(self, py: str) -> list[str]:
         raw = self.memory.get((py, "raw"))
-        rows = ["| server (idle sockets) | RSS before (MiB) | RSS after (MiB) | KiB per socket | vs raw |",
-                "|---|---:|---:|---:|---:|"]
+        rows = [
+            "| server (idle sockets) | RSS before (MiB) | RSS after (MiB) | KiB per socket | vs raw |",
+            "|---|---:|---:|---:|---:|",
+        ]
         labels = {t.key: f"{t.label} ({t.layer})" if t.layer != "-" else t.label for t in TARGETS}
         for key in MEMORY_TARGETS:
             m = self.memory.get((py, key))
@@ -382,61 +481,92 @@ class Report:
             )
         return rows
 
-    def _ratios(self, py: str) -> list[str]:
-        med = lambda key: self.median(py, key)  # noqa: E731
-        cpu = lambda key: self.median(py, key, "server_us")  # noqa: E731
-        mem = lambda key: (self.memory[(py, key)].per_socket_kib  # noqa: E731
-                           if (py, key) in self.memory else None)
+    def paired(self, py: str, a: str, b: str, attr: str) -> float | None:
+        """Return the median over rounds of ``a / b``, both measured in the same round."""
+        runs_a, runs_b = self.runs.get((py, a)), self.runs.get((py, b))
+        if not runs_a or not runs_b:
+            return None
+        return statistics.median(
+            getattr(x, attr) / getattr(y, attr) for x, y in zip(runs_a, runs_b, strict=True)
+        )
 
-        def row(name: str, a: float | None, b: float | None, target: float, higher: bool,
-                cpu_a: float | None = None, cpu_b: float | None = None) -> str:
-            value = a / b if a is not None and b else None
-            op = ">=" if higher else "<="
-            cost = _ratio(cpu_b, cpu_a) if cpu_a is not None else ""
-            return (f"| {name} | {_ratio(a, b)} | {op} {target} | {_verdict(value, target, higher)} "
-                    f"| {cost} |")
+    def best(self, py: str, a: str, b: str) -> float | None:
+        """Return best msg/s of ``a`` over best msg/s of ``b`` (the least disturbed rounds)."""
+        runs_a, runs_b = self.runs.get((py, a)), self.runs.get((py, b))
+        if not runs_a or not runs_b:
+            return None
+        return max(r.rate for r in runs_a) / max(r.rate for r in runs_b)
+
+    def _ratios(self, py: str) -> list[str]:
+        def rate(name: str, a: str, b: str, target: float) -> str:
+            cells = [
+                self.paired(py, a, b, "rate"),
+                self.best(py, a, b),
+                self.paired(py, b, a, "server_us"),  # capacity ratio: inverse of the cost ratio
+            ]
+            shown = " | ".join(f"{_fmt(v)} {_mark(v, target, True)}" for v in cells)
+            return f"| {name} | {shown} | >= {target} |"
+
+        def mem(name: str, a: str, b: str, target: float | None) -> str:
+            ma, mb = self.memory.get((py, a)), self.memory.get((py, b))
+            value = ma.per_socket_kib / mb.per_socket_kib if ma and mb else None
+            shown = f"{_fmt(value, 3)} {_mark(value, target, False)}" if target else _fmt(value, 3)
+            return f"| {name} | {shown} | | | {'<= ' + str(target) if target else '(reference)'} |"
 
         return [
-            "| ratio | measured | target | | same ratio from server CPU/msg |",
-            "|---|---:|---:|---|---:|",
-            row("wsviews consumer (in-memory) / raw, msg/s", med("wsviews-memory"), med("raw"),
-                0.7, True, cpu("wsviews-memory"), cpu("raw")),
-            row("wsviews consumer / plain Channels, in-memory, msg/s", med("wsviews-memory"),
-                med("channels-memory"), 1.8, True, cpu("wsviews-memory"), cpu("channels-memory")),
-            row("wsviews consumer / plain Channels, channels_redis, msg/s", med("wsviews-redis"),
-                med("channels-redis"), 1.8, True, cpu("wsviews-redis"), cpu("channels-redis")),
-            row("@websocket view / raw, msg/s", med("view"), med("raw"), 0.85, True,
-                cpu("view"), cpu("raw")),
-            row("wsviews consumer / raw, idle KiB per socket", mem("wsviews-memory"), mem("raw"),
-                1.1, False),
-            row("@websocket view / raw, idle KiB per socket", mem("view"), mem("raw"), 1.1, False),
-            row("plain Channels / raw, idle KiB per socket (reference)", mem("channels-memory"),
-                mem("raw"), 99, False),
+            "| ratio | msg/s, median of per-round ratios | best msg/s ratio | server CPU/msg ratio "
+            "(median per round) | target |",
+            "|---|---:|---:|---:|---:|",
+            rate("wsviews consumer / raw (in-memory)", "wsviews-memory", "raw", 0.7),
+            rate("wsviews consumer / plain Channels, in-memory", "wsviews-memory", "channels-memory", 1.8),
+            rate("wsviews consumer / plain Channels, channels_redis", "wsviews-redis", "channels-redis", 1.8),
+            rate("@websocket view / raw", "view", "raw", 0.85),
+            mem("wsviews consumer / raw, idle KiB per socket", "wsviews-memory", "raw", 1.1),
+            mem("@websocket view / raw, idle KiB per socket", "view", "raw", 1.1),
+            mem("plain Channels / raw, idle KiB per socket", "channels-memory", "raw", None),
+            "",
+            "A throughput ratio is a/b in msg/s; the CPU column is b's server CPU per message over a's, "
+            "i.e. the same ratio as if each server had a core to itself. ✓ meets the target, ✗ misses it.",
         ]
 
     def _cross_python(self) -> list[str]:
         pys = list(self.infos)
-        base = pys[0]
-        head = "| server | " + " | ".join(f"Python {self.infos[p]['python']} msg/s" for p in pys)
-        head += " | " + " | ".join(f"{self.infos[p]['python']} / {self.infos[base]['python']}"
-                                   for p in pys[1:]) + " |"
-        rows = ["## Across interpreters (same run, same client)", "", head,
-                "|---|" + "---:|" * (2 * len(pys) - 1)]
+        base, names = pys[0], {p: self.infos[p]["python"] for p in pys}
+        head = ["server"]
+        for p in pys:
+            head += [f"{names[p]} msg/s", f"{names[p]} CPU µs/msg"]
+        for p in pys[1:]:
+            head += [f"{names[p]} / {names[base]} msg/s", f"{names[p]} / {names[base]} by CPU"]
+        rows = [
+            "## Across interpreters (same run, same client)",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|---|" + "---:|" * (len(head) - 1),
+        ]
         for t in TARGETS:
-            vals = [self.median(p, t.key) for p in pys]
-            if all(v is None for v in vals):
+            cells = [f"{t.label} ({t.layer})"]
+            rates = [self.median(p, t.key) for p in pys]
+            costs = [self.median(p, t.key, "server_us") for p in pys]
+            if all(v is None for v in rates):
                 continue
-            cells = [f"{v:,.0f}" if v else "n/a" for v in vals]
-            cells += [_ratio(v, vals[0]) for v in vals[1:]]
-            rows.append(f"| {t.label} ({t.layer}) | " + " | ".join(cells) + " |")
-        return rows
+            for r, c in zip(rates, costs, strict=True):
+                cells += [f"{r:,.0f}" if r else "n/a", f"{c:.0f}" if c else "n/a"]
+            for r, c in zip(rates[1:], costs[1:], strict=True):
+                cells += [_ratio(r, rates[0]), _ratio(costs[0], c)]
+            rows.append("| " + " | ".join(cells) + " |")
+        return rows + [
+            "",
+            "(medians; \"by CPU\" is the older interpreter's server CPU per message over the newer's)",
+        ]
 
 
 # Main
 
 
 @contextlib.contextmanager
-def serving(targets: list[Target], pythons: list[str], workdir: Path) -> Iterator[dict[tuple[str, str], Server]]:
+def serving(
+    targets: list[Target], pythons: list[str], workdir: Path
+) -> Iterator[dict[tuple[str, str], Server]]:
     servers: dict[tuple[str, str], Server] = {}
     try:
         for py in pythons:
@@ -461,9 +591,12 @@ async def run_throughput(report: Report, pythons: list[str], workdir: Path) -> N
             for key in order[shift:] + order[:shift]:
                 result = await echo_load(servers[key], a.sockets, a.messages)
                 report.runs.setdefault(key, []).append(result)
-                print(f"round {rnd + 1}/{a.rounds}  {key[1]:16} [{report.infos[key[0]]['python']}] "
-                      f"{result.rate:8,.0f} msg/s  server {result.server_us:5.0f} µs/msg  "
-                      f"client {result.client_us:5.0f} µs/msg", flush=True)
+                print(
+                    f"round {rnd + 1}/{a.rounds}  {key[1]:16} [{report.infos[key[0]]['python']}] "
+                    f"{result.rate:8,.0f} msg/s  server {result.server_us:5.0f} µs/msg  "
+                    f"client {result.client_us:5.0f} µs/msg  busy {result.busy:.2f}",
+                    flush=True,
+                )
         for key, server in servers.items():
             server.check_alive()
             report.errors[key] = server.errors()
@@ -483,30 +616,46 @@ async def run_memory(report: Report, pythons: list[str], workdir: Path) -> None:
             finally:
                 server.stop()
             report.memory[(py, key)] = m
-            print(f"memory  {key:16} [{report.infos[py]['python']}] {a.idle} sockets: "
-                  f"{m.before_kib / 1024:.1f} -> {m.after_kib / 1024:.1f} MiB, "
-                  f"{m.per_socket_kib:.1f} KiB/socket", flush=True)
+            print(
+                f"memory  {key:16} [{report.infos[py]['python']}] {a.idle} sockets: "
+                f"{m.before_kib / 1024:.1f} -> {m.after_kib / 1024:.1f} MiB, "
+                f"{m.per_socket_kib:.1f} KiB/socket",
+                flush=True,
+            )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 1 round of 20x100 messages, 500 idle sockets")
-    p.add_argument("--python", action="append", dest="pythons", metavar="PATH",
-                   help="interpreter for the servers (repeat to compare; default: this one)")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 round of 20x100 messages, 500 idle sockets"
+    )
+    p.add_argument(
+        "--python",
+        action="append",
+        dest="pythons",
+        metavar="PATH",
+        help="interpreter for the servers (repeat to compare; default: this one)",
+    )
     p.add_argument("--sockets", type=int, default=20, help="concurrent sockets for throughput")
     p.add_argument("--messages", type=int, help="round trips per socket (default 500)")
     p.add_argument("--warmup", type=int, default=100, help="warm-up round trips per socket")
-    p.add_argument("--rounds", type=int, help="interleaved throughput rounds (default 3)")
+    p.add_argument("--rounds", type=int, help="interleaved throughput rounds (default 5)")
     p.add_argument("--idle", type=int, help="idle sockets for the memory test (default 5000)")
-    p.add_argument("--only", action="append", choices=[t.key for t in TARGETS],
-                   help="run only these servers (repeatable)")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=[t.key for t in TARGETS],
+        help="run only these servers (repeatable)",
+    )
     p.add_argument("--skip-memory", action="store_true", help="throughput only")
     p.add_argument("--skip-throughput", action="store_true", help="idle memory only")
+    p.add_argument("--ws", default="websockets", choices=["websockets", "websockets-sansio", "wsproto"],
+                   help="uvicorn --ws implementation for every server (default websockets)")  # fmt: skip
+    p.add_argument("--src", type=Path, help="directory with a modified copy of the wsviews package to serve")
     p.add_argument("--out", type=Path, help="results file (default bench/results/echo-<date>.md)")
     args = p.parse_args(argv)
     args.messages = args.messages or (100 if args.quick else 500)
-    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.rounds = args.rounds or (1 if args.quick else 5)
     args.idle = args.idle or (500 if args.quick else 5000)
     args.pythons = args.pythons or [sys.executable]
     return args
@@ -518,6 +667,7 @@ async def main_async(args: argparse.Namespace) -> Report:
     report = Report(args, datetime.datetime.now())
     report.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     report.client_websockets = websockets.__version__
+    report.source = source_state()
     for py in args.pythons:
         report.infos[py] = interpreter_info(py)
     with tempfile.TemporaryDirectory(prefix="wsviews-bench-") as tmp:
@@ -538,6 +688,8 @@ async def main_async(args: argparse.Namespace) -> Report:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    Server.ws = args.ws
+    Server.src = args.src.resolve() if args.src else None
     _raise_nofile()
     report = asyncio.run(main_async(args))
     text = report.render()

@@ -20,18 +20,26 @@ _layer = os.environ.get("BENCH_LAYER", "memory")
 if _layer == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 elif _layer == "redis-tutorial":
-    CHANNEL_LAYERS = {"default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [("localhost", 6379)]},
-    }}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [("localhost", 6379)]},
+        }
+    }
 elif _layer == "redis":
-    CHANNEL_LAYERS = {"default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{
-            "address": "redis://localhost:6379",
-            "socket_timeout": 30,
-            "max_connections": 4096,
-        }]},
-    }}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": "redis://localhost:6379",
+                        "socket_timeout": 30,
+                        "max_connections": 4096,
+                    }
+                ]
+            },
+        }
+    }
 else:
     raise ValueError(f"BENCH_LAYER must be memory, redis or redis-tutorial, not {_layer!r}")

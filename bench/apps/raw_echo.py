@@ -27,8 +27,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             else:  # websocket.disconnect
                 return
     elif kind == "http":
-        await send({"type": "http.response.start", "status": 404,
-                    "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"text/plain")]}
+        )
         await send({"type": "http.response.body", "body": b"Not Found\n"})
     elif kind == "lifespan":
         while True:
