@@ -34,7 +34,6 @@ import datetime
 import json
 import os
 import platform
-import resource
 import socket
 import statistics
 import subprocess
@@ -48,10 +47,11 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from _process import cpu_seconds, free_port, raise_nofile, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PAYLOAD = '{"type":"chat.message","seq":12345,"text":"hello from the echo benchmark!"}'
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # Servers
@@ -115,19 +115,6 @@ TARGETS = [
 MEMORY_TARGETS = ["raw", "channels-memory", "wsviews-memory", "view"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > 65536:
-        hard = 65536
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, hard), hard))
-
-
 class Server:
     """A uvicorn subprocess serving one target with one interpreter."""
 
@@ -159,7 +146,7 @@ class Server:
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_raise_nofile,
+            preexec_fn=raise_nofile,
         )
 
     def command(self) -> list[str]:
@@ -196,21 +183,14 @@ class Server:
         raise RuntimeError("no VmRSS")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+        return cpu_seconds(self.proc.pid)
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
             raise RuntimeError(f"{self.target.key} died ({self.proc.returncode}):\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self._log.close()
 
 
@@ -690,7 +670,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     Server.ws = args.ws
     Server.src = args.src.resolve() if args.src else None
-    _raise_nofile()
+    raise_nofile()
     report = asyncio.run(main_async(args))
     text = report.render()
     print()

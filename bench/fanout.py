@@ -51,7 +51,6 @@ import multiprocessing
 import os
 import platform
 import random
-import resource
 import socket
 import statistics
 import subprocess
@@ -66,10 +65,11 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 
+from _process import cpu_seconds, free_port, raise_nofile, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 REDIS_URL = "redis://127.0.0.1:6379/11"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAD = "x" * 64  # a chat message's worth of text
 
 
@@ -91,22 +91,6 @@ TARGETS = [
     Target("raw", "(d) raw ASGI, local fan-out", "bench.fanout_apps:raw_app", None),
 ]
 SCENARIOS = {"fanout-1": 1, "fanout-2": 2, "p2p": 1}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 # Servers
@@ -157,13 +141,7 @@ class Server:
         return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self._log.close()
 
 
