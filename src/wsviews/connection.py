@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
+from uvicorn.protocols.utils import ClientDisconnected
 
 from . import encoding
 from .layers.base import supports_attach
@@ -37,6 +38,10 @@ class WebSocketDisconnect(Exception):
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
+
+
+# What sending to a client that has already left raises.
+CLIENT_GONE = (WebSocketDisconnect, ClientDisconnected)
 
 
 class WebSocket:
@@ -267,8 +272,8 @@ class WebSocket:
                 result = callback(message["message"])
                 if inspect.isawaitable(result):
                     await result
-        except WebSocketDisconnect:
-            pass
+        except CLIENT_GONE:
+            pass  # the client left while the message was on its way
         except Exception:
             logger.exception("Exception delivering a broadcast to websocket view %s", self.path)
             self.fail()

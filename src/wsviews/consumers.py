@@ -28,6 +28,7 @@ from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
+from .connection import CLIENT_GONE
 from .handshake import admit
 from .layers.base import supports_attach
 from .mailbox import Mailbox
@@ -107,6 +108,8 @@ class ConsumerRunner(Mailbox):
                 await handler(message)
         except StopConsumer:
             self.stop()
+        except CLIENT_GONE:
+            self.stop()  # a send raced the client's leaving: nothing to report
         except Exception:
             logger.exception(
                 "Exception in websocket consumer %s for %s",
