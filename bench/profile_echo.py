@@ -46,6 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import echo  # noqa: E402
+from _process import raise_nofile  # noqa: E402
 
 TARGETS = {t.key: t for t in echo.TARGETS}
 
@@ -465,7 +466,7 @@ def main() -> None:
         return
     echo.Server.ws = args.ws
     echo.Server.src = args.src.resolve() if args.src else None
-    echo._raise_nofile()
+    raise_nofile()
     asyncio.run(main_async(args))
 
 
