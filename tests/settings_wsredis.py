@@ -10,7 +10,7 @@ process from another.
 import functools
 import os
 
-from mysite.settings import *  # noqa: F403
+from settings_views import *  # noqa: F403  (the example's settings, with test logging)
 
 CHANNEL_LAYERS = {
     "default": {
@@ -23,12 +23,6 @@ CHANNEL_LAYERS = {
 }
 
 ROOT_URLCONF = "settings_wsredis"
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": "INFO"},
-}
 
 
 @functools.cache
