@@ -2,27 +2,32 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/echo.py            # full run (~5 minutes)
+    .venv/bin/python bench/echo.py            # full run (~10 minutes)
     .venv/bin/python bench/echo.py --quick    # smoke run (~1 minute)
-    .venv/bin/python bench/echo.py --python .venv/bin/python --python /tmp/venv312/bin/python
+    .venv/bin/python bench/echo.py --python /path/to/py311/bin/python --python /path/to/py312/bin/python
 
 Every server is ``python -m uvicorn APP --ws websockets --log-level warning
---no-access-log --workers 1`` on a free loopback port, started by this script.
-This process is the client for all of them (the ``websockets`` asyncio
-client, no compression, no keepalive pings), so only the server differs.
+--no-access-log --workers 1`` on a free loopback port, started by this script
+(``--python``, repeatable, picks the servers' interpreter: each needs wsviews
+and channels_redis installed). This process is the client for all of them
+(the ``websockets`` asyncio client, no compression, no keepalive pings), so
+only the server differs.
 
 Throughput: S sockets (default 20) each send a text message and await its
 echo, M times (default 500), all sockets at once; msg/s counts round trips.
 Every server gets a warm-up, then R rounds (default 5) run interleaved, the
-server order rotating each round; the table shows the median. The server's
-CPU time per message (from /proc/<pid>/stat, all threads) is shown too: it
-does not depend on how fast the client is.
+server order rotating each round; the table shows the median, and ratios are
+medians of per-round ratios. The server's CPU time per message (from
+/proc/<pid>/stat, all threads) is shown too: it does not depend on how fast
+the client is. "busy" is client + server CPU-seconds per wall-second: well
+below 1.6 means something else was using the machine.
 
 Idle memory: a fresh server, warmed up with a few sockets, then N idle sockets
 (default 5,000) opened in batches; (VmRSS after - VmRSS before) / N.
 
 Results are printed and written to ``bench/results/echo-<date>[-quick].md``.
-Compare ratios within one run only: the machine is shared and noisy.
+Compare ratios within one run only: the machine is shared and noisy. For
+counts the noise does not change, see ``bench/profile_echo.py --tool callgrind``.
 """
 
 from __future__ import annotations

@@ -3,25 +3,34 @@
 Run from the repository root::
 
     .venv/bin/python bench/profile_echo.py                       # raw, wsviews consumer, view
+    .venv/bin/python bench/profile_echo.py --tool callgrind --sockets 1 --messages 1000
+    .venv/bin/python bench/profile_echo.py --tool tracemalloc --idle 1000
     .venv/bin/python bench/profile_echo.py --tool py-spy --target view
-    .venv/bin/python bench/profile_echo.py --python /tmp/venv312/bin/python
+    .venv/bin/python bench/profile_echo.py --src /tmp/copy --tool callgrind   # a modified copy of wsviews
 
 Each target is served as in ``bench/echo.py`` (same uvicorn options, same
-client). Two tools:
+client; ``--python`` picks the servers' interpreter). Four tools:
 
 ``cprofile`` (default)
     The server runs under ``cProfile``, switched on by SIGUSR1 once the
     sockets are open and warmed up, and off by SIGUSR2 before they close, so
     only the echo loop is recorded (event-loop thread only). Shown: Python
-    calls per message (exact), and the functions called at least once per
-    message with their profiled time. Profiled times are inflated; compare
-    them between targets, not with ``echo.py``.
+    calls per message (coroutine resumptions count as calls; exact), and the
+    functions called at least once per message with their profiled time.
+    Profiled times are inflated and noisy; compare them between targets.
 ``callgrind``
     Runs the server under ``valgrind --tool=callgrind`` and counts the
     instructions it executes between zeroing and dumping the counters (the
-    echo loop only). Instruction counts do not depend on the machine's load,
-    so these ratios are exact to a fraction of a percent where wall-clock
-    ratios on a shared machine are not. Slow: ~100x, hence 100 round trips.
+    echo loop only), less uvicorn's background work measured over the same
+    time idle, with ``PYTHONHASHSEED=0``. Instruction counts do not depend on
+    the machine's load: repeated runs agree within 1%, where wall-clock
+    ratios on a shared machine move by tens of percent. With one socket
+    (``--sockets 1``) no reads are batched, which makes the counts the most
+    repeatable. Slow (~100x): 100 round trips per socket by default.
+``tracemalloc``
+    Traces allocations and snapshots them before and after opening ``--idle``
+    idle sockets: bytes and blocks per socket, by line, and by the most recent
+    wsviews / Channels / Django frame on the allocation's stack.
 ``py-spy``
     Samples the unmodified server (``py-spy record --nonblocking``, 1 kHz)
     during the loop. Shown: where the on-CPU samples are, by package
