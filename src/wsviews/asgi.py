@@ -7,7 +7,6 @@ up on first access, so importing this module does not need settings).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable
 from typing import Any
 
@@ -22,8 +21,6 @@ from .endpoints import serve_websocket
 from .lifecycle import shutdown, startup
 from .routing import is_websocket_endpoint, resolve_websocket
 from .types import Receive, Scope, Send
-
-logger = logging.getLogger("wsviews")
 
 
 def upgrade_required(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

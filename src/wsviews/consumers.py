@@ -57,13 +57,14 @@ def handler_name(message: Message) -> str:
     return name
 
 
-async def close_stale_db_connections(force: bool = False) -> None:
-    """Close database connections past CONN_MAX_AGE, at most once a second unless forced."""
+def stale_db_check_due() -> bool:
+    """Return True, at most once a second per process, when stale DB connections should be closed."""
     global _next_stale_db_check
     now = time.monotonic()
-    if force or now >= _next_stale_db_check:
-        _next_stale_db_check = now + _STALE_DB_CHECK_INTERVAL
-        await sync_to_async(close_old_connections)()
+    if now < _next_stale_db_check:
+        return False
+    _next_stale_db_check = now + _STALE_DB_CHECK_INTERVAL
+    return True
 
 
 def is_lean(consumer_class: type) -> bool:
@@ -104,7 +105,8 @@ class ConsumerRunner(Mailbox):
                 handler = getattr(self.consumer, handler_name(message), None)
                 if handler is None:
                     raise ValueError(f"No handler for message type {message['type']}")
-                await close_stale_db_connections()
+                if stale_db_check_due():  # checked first: no coroutine on most messages
+                    await sync_to_async(close_old_connections)()
                 await handler(message)
         except StopConsumer:
             self.stop()
