@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from servers import EXAMPLE, Server, free_port, server_env, start
+from servers import EXAMPLE, REDIS_SERVER, Server, free_port, server_env, start
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -24,7 +24,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--no-first-run",
 ]
 SETTINGS = "settings_browser"
-REDIS_URL = "redis://localhost:6379"
+REDIS_URL = REDIS_SERVER
 USERNAME, PASSWORD = "ada", "correct horse battery staple"
 
 

@@ -25,9 +25,9 @@ import django  # noqa: E402
 
 django.setup()
 
-from servers import Server, start_uvicorn  # noqa: E402
+from servers import REDIS_SERVER, Server, start_uvicorn  # noqa: E402
 
-REDIS_URL = "redis://localhost:6379"
+REDIS_URL = REDIS_SERVER
 
 
 @pytest.fixture(scope="session", autouse=True)

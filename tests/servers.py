@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example"
 TESTS = ROOT / "tests"
+# The Redis the tests use (never flushed whole: tests use their own prefixes and dbs).
+REDIS_SERVER = os.environ.get("WSVIEWS_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
 
 
 def free_port() -> int:

@@ -12,11 +12,13 @@ import os
 
 from settings_views import *  # noqa: F403  (the example's settings, with test logging)
 
+_REDIS = os.environ.get("WSVIEWS_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "wsviews.layers.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [os.environ.get("WSVIEWS_E2E_REDIS", "redis://127.0.0.1:6379/11")],
+            "hosts": [os.environ.get("WSVIEWS_E2E_REDIS", f"{_REDIS}/11")],
             "prefix": os.environ.get("WSVIEWS_E2E_PREFIX", "wsviews-e2e"),
         },
     },

@@ -21,7 +21,16 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import WebSocketException
 
-from servers import EXAMPLE, TESTS, Server, free_port, server_env, start, start_runserver
+from servers import (
+    EXAMPLE,
+    REDIS_SERVER,
+    TESTS,
+    Server,
+    free_port,
+    server_env,
+    start,
+    start_runserver,
+)
 from wsclient import ConnectionClosed, connect, handshake_status, http, recv
 
 pytestmark = pytest.mark.timeout(30)
@@ -29,7 +38,7 @@ pytestmark = pytest.mark.timeout(30)
 SETTINGS = "mysite.settings"
 SEED_PATHS = ["/websocket/ws/myapp/", "/ws/myapp/"]
 STATIC = "/static/admin/css/base.css"
-REDIS_URL = "redis://localhost:6379"
+REDIS_URL = REDIS_SERVER
 MIB = 1024 * 1024
 
 # Appended to the copy's consumers.py: the reloaded code answers "version?".

@@ -15,13 +15,14 @@ from channels.exceptions import InvalidChannelLayerError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.sentinel import SentinelConnectionPool
 
+from servers import REDIS_SERVER
 from wsviews.layers import MessageTooLarge
 from wsviews.layers._redis_config import make_pool
 from wsviews.layers.redis import RedisChannelLayer, check_config
 
 from .contract import TIMEOUT, Inbox, LayerContract, receive
 
-REDIS = "redis://127.0.0.1:6379/11"
+REDIS = f"{REDIS_SERVER}/11"
 
 
 def unique_prefix() -> str:

@@ -23,12 +23,13 @@ from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from redis.asyncio import Redis
 
+from servers import REDIS_SERVER
 from wsviews.layers.redis import RedisChannelLayer
 
 from .contract import TIMEOUT, Inbox, receive
 
-HOST = "redis://127.0.0.1:6379/11"
-MULTIPLE_HOSTS = [f"redis://127.0.0.1:6379/{db}" for db in (11, 12, 13)]
+HOST = f"{REDIS_SERVER}/11"
+MULTIPLE_HOSTS = [f"{REDIS_SERVER}/{db}" for db in (11, 12, 13)]
 
 
 def new_layer(**config: Any) -> RedisChannelLayer:
