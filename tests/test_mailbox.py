@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
 
 from wsviews.mailbox import Mailbox
@@ -56,18 +57,108 @@ async def test_put_waits_for_its_own_message():
     assert handled == [1, 2]
 
 
-async def test_a_handler_that_does_not_suspend_runs_before_post_returns():
+async def test_a_handler_that_does_not_suspend_runs_inside_post_on_312():
+    """3.12+: a posted message whose handler never suspends is handled inside post(), leaving no task.
+
+    3.11 has no eager tasks: there post() schedules one and the handler runs on the loop's next turn.
+    """
     handled: list[int] = []
 
     async def handle(message: int) -> None:
         handled.append(message)
 
     box = FnMailbox(handle)
+    tasks_before = len(asyncio.all_tasks())
     box(1)  # calling the mailbox posts: it is the layer's deliver callable
     if sys.version_info >= (3, 12):
-        assert handled == [1]  # eager: no loop turn needed
+        assert (handled, box._busy, len(asyncio.all_tasks())) == ([1], False, tasks_before)
+    else:
+        assert (handled, box._busy, len(asyncio.all_tasks())) == ([], True, tasks_before + 1)
     await box.wait_idle()
     assert handled == [1]
+
+
+async def test_a_handler_that_suspends_is_finished_by_the_loop_in_order():
+    """A handler that suspends leaves later posts queued; they run after it, in order."""
+    events: list[str] = []
+    gate = asyncio.Event()
+
+    async def handle(message: str) -> None:
+        events.append(f"start {message}")
+        if message == "a":
+            await gate.wait()
+        events.append(f"end {message}")
+
+    box = FnMailbox(handle)
+    box("a")
+    box("b")
+    await asyncio.sleep(0)
+    assert events == ["start a"]
+    gate.set()
+    await box.wait_idle()
+    assert events == ["start a", "end a", "start b", "end b"]
+
+
+async def test_put_returns_once_its_own_message_is_handled_not_when_the_stream_stops():
+    """A continuous stream of posted messages does not hold up put(): its caller gets back at once."""
+    handled: list[object] = []
+    box: FnMailbox
+
+    async def handle(message: object) -> None:
+        handled.append(message)
+        if isinstance(message, int) and message < 1000:
+            box.post(message + 1)  # each layer message brings the next: the mailbox never idles
+        await asyncio.sleep(0)
+
+    box = FnMailbox(handle)
+    await box.put("first")  # handled inline; the stream starts while it runs
+    box.post(0)
+    await asyncio.sleep(0.01)
+    streamed_before = sum(isinstance(m, int) for m in handled)
+    await asyncio.wait_for(box.put("second"), 1)
+    position = handled.index("second")
+    streamed = sum(isinstance(m, int) for m in handled[:position])
+    assert streamed - streamed_before <= 2, f"'second' waited for {streamed - streamed_before} messages"
+    assert handled[-1] != 1000, "the stream ended before 'second' was handled"
+    box.close()
+
+
+async def test_handlers_run_in_the_context_the_mailbox_was_made_in():
+    """Handlers see the receiver's context variables, not the sender's, as a consumer's own task would."""
+    owner: contextvars.ContextVar[str] = contextvars.ContextVar("owner", default="nobody")
+    seen: list[str] = []
+
+    async def handle(message: str) -> None:
+        await asyncio.sleep(0)
+        seen.append(owner.get())
+
+    owner.set("receiver")
+    box = FnMailbox(handle)
+
+    async def sender() -> None:
+        owner.set("sender")
+        box.post("hello")
+        await box.wait_idle()
+
+    await asyncio.create_task(sender())
+    assert seen == ["receiver"]
+
+
+async def test_close_resolves_queued_puts():
+    """A put() queued behind a handler returns when the mailbox closes; it does not hang."""
+    started = asyncio.Event()
+
+    async def handle(message: str) -> None:
+        started.set()
+        await asyncio.sleep(10)
+
+    box = FnMailbox(handle)
+    box.post("slow")
+    await started.wait()
+    queued = asyncio.create_task(box.put("queued"))
+    await asyncio.sleep(0)
+    box.close()
+    await asyncio.wait_for(queued, 1)
 
 
 async def test_close_cancels_a_suspended_handler_and_drops_the_queue():

@@ -1,10 +1,12 @@
 """Routes used by the tests: the example's, plus websocket views and broadcast triggers."""
 
+import asyncio
 import logging
 
+from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
-from django.db import transaction
+from django.db import connections, transaction
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -133,6 +135,48 @@ class KwargsConsumer(AsyncWebsocketConsumer):
                                           "user": str(self.scope["user"])}))
 
 
+@database_sync_to_async
+def _select(value):
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT %s", [value])
+        return cursor.fetchone()[0]
+
+
+class DatabaseConsumer(AsyncWebsocketConsumer):
+    """Query the database on connect and for every message, as Channels' own database test does."""
+
+    async def connect(self):
+        await _select(1)
+        await self.accept("db")
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.send(text_data=str(await _select(int(text_data))))
+
+
+class StreamConsumer(AsyncWebsocketConsumer):
+    """Say its channel name; "stream N" starts a layer stream in which each message brings the next.
+
+    Each layer handler awaits before it answers "layer K", so the consumer is
+    never idle while the stream runs; a client frame is answered "client TEXT".
+    """
+
+    async def connect(self):
+        await self.accept()
+        await self.send(text_data=self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data.startswith("stream "):
+            await self.channel_layer.send(self.channel_name, {"type": "stream.item", "n": 0,
+                                                              "last": int(text_data.split()[1])})
+        await self.send(text_data=f"client {text_data}")
+
+    async def stream_item(self, event):
+        if event["n"] < event["last"]:
+            await self.channel_layer.send(self.channel_name, {**event, "n": event["n"] + 1})
+        await asyncio.sleep(0)
+        await self.send(text_data=f"layer {event['n']}")
+
+
 @csrf_exempt
 def announce(request, group):
     """Broadcast the POSTed JSON body to ``group`` from a sync view."""
@@ -168,5 +212,7 @@ urlpatterns = [
     path("ws/sync/", SyncEchoConsumer.as_asgi()),
     path("ws/stoppable/<slug:group>/", StoppableConsumer.as_asgi()),
     path("ws/kwargs/<int:year>/<slug:slug>/", KwargsConsumer.as_asgi(), name="kwargs"),
+    path("ws/db/", DatabaseConsumer.as_asgi()),
+    path("ws/stream/", StreamConsumer.as_asgi()),
     path("announce/<slug:group>/", announce),
 ]

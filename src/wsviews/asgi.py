@@ -18,6 +18,7 @@ from django.urls.exceptions import Resolver404
 from django.urls.resolvers import ResolverMatch
 
 from .endpoints import serve_websocket
+from .handshake import quiet_uvicorn_denials
 from .lifecycle import shutdown, startup
 from .routing import is_websocket_endpoint, resolve_websocket
 from .types import Receive, Scope, Send
@@ -35,7 +36,7 @@ def upgrade_required(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRes
     return response
 
 
-class HttpHandler(ASGIHandler):
+class HttpHandler(ASGIHandler):  # type: ignore[misc, unused-ignore]  # Django is untyped here
     """Django's ASGI handler, answering 426 for websocket routes instead of calling them."""
 
     def resolve_request(self, request: HttpRequest) -> ResolverMatch:
@@ -91,7 +92,31 @@ class WSViewsApplication:
 def get_asgi_application() -> WSViewsApplication:
     """Set up Django and return the ASGI application for HTTP and websockets."""
     django.setup(set_prefix=False)
+    quiet_uvicorn_denials()
     return WSViewsApplication()
+
+
+# Where ASGI wrappers keep the application they wrap: Django's
+# ASGIStaticFilesHandler, Channels' middleware, most third-party middleware.
+_WRAPPED = ("application", "inner", "app")
+
+
+def innermost_application(app: Any) -> Any:
+    """Return the application ``app`` wraps, seen through static-files handlers and middleware."""
+    for _ in range(10):  # bounded: a wrapper may point back at itself
+        if isinstance(app, WSViewsApplication):
+            return app
+        inner = next((getattr(app, name) for name in _WRAPPED if callable(getattr(app, name, None))),
+                     None)
+        if inner is None:
+            return app
+        app = inner
+    return app
+
+
+def is_wsviews_application(app: Any) -> bool:
+    """Return True if ``app`` is wsviews' application, possibly wrapped."""
+    return isinstance(innermost_application(app), WSViewsApplication)
 
 
 def __getattr__(name: str) -> Any:

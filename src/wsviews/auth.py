@@ -31,7 +31,8 @@ async def populate_scope(scope: Scope) -> None:
 def _cookies(scope: Scope) -> dict[str, str]:
     for name, value in scope.get("headers", ()):
         if name == b"cookie":
-            return parse_cookie(value.decode("latin-1"))
+            cookies: dict[str, str] = parse_cookie(value.decode("latin-1"))
+            return cookies
     return {}
 
 

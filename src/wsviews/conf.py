@@ -1,88 +1,211 @@
-"""Channel-layer settings: the embedded default, and channels_redis made safe for redis-py 8.
+"""wsviews' own settings: each ``WSVIEWS_*`` setting declared once, read lazily, validated.
 
-Run once when the app is ready, and again whenever a test overrides
-``CHANNEL_LAYERS``:
-
-* no ``CHANNEL_LAYERS``: ``wsviews.layers.RedisChannelLayer`` on
-  ``WSVIEWS_REDIS_URL`` / the ``REDIS_URL`` environment variable when one is
-  set, else ``wsviews.layers.InMemoryChannelLayer``;
-* a channels_redis backend: each ``hosts`` entry is turned into the dict form
-  with ``socket_timeout`` above the layer's 5 s blocking pop (redis-py 8 made
-  it 5 s, which closes idle sockets with 1011) and ``max_connections`` raised
-  from redis-py 8's 100 (which fails bursts of connects with
-  ``MaxConnectionsError``). Values the project sets itself are kept.
+``wsviews_settings.MAX_MESSAGE_SIZE`` reads ``settings.WSVIEWS_MAX_MESSAGE_SIZE``
+(or its default) on first use, validates it and caches it; the cache is
+dropped on ``setting_changed`` (``override_settings``), connected in
+``WSViewsConfig.ready()``. The system checks validate every declared setting,
+so adding one is one :class:`Setting` attribute on :class:`WSViewsSettings`.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
-CHANNELS_REDIS_BACKENDS = frozenset({
-    "channels_redis.core.RedisChannelLayer",
-    "channels_redis.pubsub.RedisPubSubChannelLayer",
-})
-# channels_redis' core layer blocks up to 5 s in BZPOPMIN; reads must outlast that.
-CHANNELS_REDIS_SOCKET_TIMEOUT = 30.0
-CHANNELS_REDIS_MAX_CONNECTIONS = 4096
+T = TypeVar("T")
+
+PREFIX = "WSVIEWS_"
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 
 
-def redis_url() -> str | None:
-    """Return the Redis URL for the default layer, if the project names one."""
-    return getattr(settings, "WSVIEWS_REDIS_URL", None) or os.environ.get("REDIS_URL") or None
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a setting's value, and optionally a hint more precise than the setting's."""
+
+    message: str
+    hint: str | None = None
 
 
-def default_channel_layers() -> dict[str, Any]:
-    """Return the CHANNEL_LAYERS used when the project sets none."""
-    url = redis_url()
-    if url:
-        return {"default": {"BACKEND": "wsviews.layers.RedisChannelLayer",
-                            "CONFIG": {"hosts": [url]}}}
-    return {"default": {"BACKEND": "wsviews.layers.InMemoryChannelLayer"}}
+Validator = Callable[[Any], Sequence[Problem | str]]
 
 
-def channels_redis_hosts(hosts: Any) -> list[dict[str, Any]]:
-    """Return channels_redis ``hosts`` in dict form, with safe timeouts and pool size."""
-    if not hosts:
-        hosts = [("localhost", 6379)]
-    if isinstance(hosts, (str, bytes)):
-        raise ValueError("CHANNEL_LAYERS hosts must be a list, even for one host.")
-    result = []
-    for entry in hosts:
-        if isinstance(entry, dict):
-            host = dict(entry)
-        elif isinstance(entry, (tuple, list)):
-            host = {"address": f"redis://{entry[0]}:{entry[1]}"}
-        else:
-            host = {"address": entry}
-        host.setdefault("socket_timeout", CHANNELS_REDIS_SOCKET_TIMEOUT)
-        host.setdefault("max_connections", CHANNELS_REDIS_MAX_CONNECTIONS)
-        result.append(host)
-    return result
+class Setting(Generic[T]):
+    """A ``WSVIEWS_*`` setting: default, validator, check id and a one-line doc.
+
+    Declared as a class attribute of :class:`WSViewsSettings`; reading it on
+    the instance returns the validated value and caches it there.
+    """
+
+    def __init__(
+        self,
+        default: T | Callable[[], T],
+        *,
+        type: str,
+        doc: str,
+        validate: Validator,
+        check_id: str,
+        hint: str,
+        default_doc: str | None = None,
+    ) -> None:
+        self._default = default
+        self.type = type
+        self.doc = doc
+        self.validate = validate
+        self.check_id = check_id
+        self.hint = hint
+        self.default_doc = default_doc or repr(default)
+        self.name = ""
+        self.key = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.key = PREFIX + name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Setting[T]: ...
+
+    @overload
+    def __get__(self, instance: WSViewsSettings, owner: type) -> T: ...
+
+    def __get__(self, instance: WSViewsSettings | None, owner: type) -> Setting[T] | T:
+        if instance is None:
+            return self
+        value = self.value()
+        # Shadows this (non-data) descriptor until the cache is reset.
+        instance.__dict__[self.name] = value
+        return value
+
+    def default(self) -> T:
+        """Return the default value (computed now, when it comes from the environment)."""
+        if callable(self._default):
+            return self._default()
+        return self._default
+
+    def is_set(self) -> bool:
+        """Return True if the project's settings set this one."""
+        return hasattr(settings, self.key)
+
+    def raw(self) -> Any:
+        """Return the value as the project set it, or the default."""
+        return getattr(settings, self.key) if self.is_set() else self.default()
+
+    def problems(self) -> list[Problem]:
+        """Return what is wrong with the current value (nothing for the default)."""
+        if not self.is_set():
+            return []
+        return [p if isinstance(p, Problem) else Problem(p) for p in self.validate(self.raw())]
+
+    def value(self) -> T:
+        """Return the current value; raise ``ImproperlyConfigured`` naming the fix if it is invalid."""
+        problems = self.problems()
+        if problems:
+            first = problems[0]
+            raise ImproperlyConfigured(f"{self.key} {first.message}; {first.hint or self.hint}")
+        return self.raw()  # type: ignore[no-any-return]
 
 
-def normalise_channel_layers(layers: dict[str, Any] | None) -> dict[str, Any]:
-    """Return ``layers`` with the default filled in and channels_redis hosts made safe."""
-    if not layers:
-        return default_channel_layers()
-    layers = copy.deepcopy(layers)
-    for entry in layers.values():
-        if isinstance(entry, dict) and entry.get("BACKEND") in CHANNELS_REDIS_BACKENDS:
-            config = entry.setdefault("CONFIG", {})
-            if isinstance(config, dict):
-                try:
-                    config["hosts"] = channels_redis_hosts(config.get("hosts"))
-                except (ValueError, TypeError, IndexError):
-                    pass  # left as written: the system check reports it
-    return layers
+# Validators: each returns the problems of a value the project set.
 
 
-def configure_channel_layers() -> None:
-    """Apply ``normalise_channel_layers`` to the live settings."""
-    current = getattr(settings, "CHANNEL_LAYERS", None)
-    normalised = normalise_channel_layers(current)
-    if normalised != current:
-        settings.CHANNEL_LAYERS = normalised
+def _positive_int(value: Any) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return [f"must be a positive int (bytes), not {value!r}"]
+    return []
+
+
+def _boolean(value: Any) -> list[str]:
+    return [] if isinstance(value, bool) else [f"must be True or False, not {value!r}"]
+
+
+def _origins(value: Any) -> list[Problem | str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        return [Problem(f"must be a list of origins, not {value!r}",
+                        f"Write WSVIEWS_ALLOWED_ORIGINS = [{value!r}].")]
+    problems: list[Problem | str] = []
+    for origin in value:
+        if not isinstance(origin, str):
+            problems.append(f"must list origins as str, not {origin!r}")
+        elif origin != "*" and "://" not in origin:
+            # Browsers send scheme://host[:port]: a bare host would never match.
+            problems.append(Problem(f"lists {origin!r}, which is not an origin",
+                                    f"Did you mean 'https://{origin}'? An origin is scheme://host[:port]."))
+    return problems
+
+
+def _redis_url(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, str) or not value.startswith(("redis://", "rediss://", "unix://")):
+        return [f"must be a redis://, rediss:// or unix:// URL, not {value!r}"]
+    return []
+
+
+def _redis_url_from_environment() -> str | None:
+    return os.environ.get("REDIS_URL") or None
+
+
+class WSViewsSettings:
+    """wsviews' settings, read lazily from Django's settings; reset with :meth:`reload`."""
+
+    ALLOWED_ORIGINS: Setting[Sequence[str] | None] = Setting(
+        None,
+        type="list[str] | None",
+        doc="Origins allowed to open sockets (['*']: any); None checks the Origin against ALLOWED_HOSTS.",
+        validate=_origins,
+        check_id="wsviews.E009",
+        hint="e.g. ['https://example.com'], or ['*'] to allow any origin.",
+        default_doc="None (check against ALLOWED_HOSTS)",
+    )
+    MAX_MESSAGE_SIZE: Setting[int] = Setting(
+        DEFAULT_MAX_MESSAGE_SIZE,
+        type="int",
+        doc="Largest incoming message, in bytes: a view's receive() limit and runserver's ws_max_size.",
+        validate=_positive_int,
+        check_id="wsviews.E010",
+        hint="e.g. WSVIEWS_MAX_MESSAGE_SIZE = 1024 * 1024",
+        default_doc="1048576 (1 MiB)",
+    )
+    DISCOVER_ROUTING: Setting[bool] = Setting(
+        True,
+        type="bool",
+        doc="Also route the websocket_urlpatterns of routing.py modules (the project's and each app's).",
+        validate=_boolean,
+        check_id="wsviews.E012",
+        hint="Set WSVIEWS_DISCOVER_ROUTING = False to route from ROOT_URLCONF only.",
+    )
+    REDIS_URL: Setting[str | None] = Setting(
+        _redis_url_from_environment,
+        type="str | None",
+        doc="With CHANNEL_LAYERS unset: serve groups with wsviews.layers.RedisChannelLayer on this URL.",
+        validate=_redis_url,
+        check_id="wsviews.E013",
+        hint="e.g. WSVIEWS_REDIS_URL = 'redis://localhost:6379/0'",
+        default_doc="$REDIS_URL from the environment, else None",
+    )
+
+    @classmethod
+    def declared(cls) -> Iterator[Setting[Any]]:
+        """Yield every declared setting, in declaration order."""
+        for value in vars(cls).values():
+            if isinstance(value, Setting):
+                yield value
+
+    def reload(self) -> None:
+        """Forget the cached values: the next read sees the current settings."""
+        self.__dict__.clear()
+
+
+wsviews_settings = WSViewsSettings()
+
+
+def reset_on_setting_changed(setting: str, **kwargs: Any) -> None:
+    """Reset the cache when a ``WSVIEWS_*`` setting changes (a ``setting_changed`` receiver)."""
+    if setting.startswith(PREFIX):
+        wsviews_settings.reload()

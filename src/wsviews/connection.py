@@ -1,28 +1,27 @@
-"""The ``socket`` object handed to ``@websocket`` views."""
+"""The ``socket`` object handed to ``@websocket`` views, and the life of the connection it serves."""
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
-from uvicorn.protocols.utils import ClientDisconnected
 
 from . import encoding
-from .layers.base import supports_attach
-from .mailbox import Mailbox
+from .handshake import INTERNAL_ERROR, refuse
+from .membership import Membership
 from .types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("wsviews")
 
 OnBroadcast = Callable[[Any], Any]
+View = Callable[..., Awaitable[Any]]
 
 
 class WebSocketState(enum.Enum):
@@ -40,8 +39,9 @@ class WebSocketDisconnect(Exception):
         self.reason = reason
 
 
-# What sending to a client that has already left raises.
-CLIENT_GONE = (WebSocketDisconnect, ClientDisconnected)
+# What sending to a client that has already left raises: the ASGI spec's
+# "server-specific subclass of OSError", or our own disconnect.
+CLIENT_GONE = (WebSocketDisconnect, OSError)
 
 
 class WebSocket:
@@ -49,11 +49,12 @@ class WebSocket:
 
     The connection moves CONNECTING -> CONNECTED (``accept()``) ->
     DISCONNECTED (``close()`` or the client leaving); calls that do not fit the
-    state raise ``RuntimeError`` saying what was expected.
+    state raise ``RuntimeError`` saying what was expected. :meth:`serve` runs
+    the view and owns the end of the connection: groups left, socket closed.
     """
 
     __slots__ = ("scope", "_receive", "_send", "state", "max_message_size", "subprotocol",
-                 "channel_name", "_groups", "_mailbox", "_reader", "_task", "failed")
+                 "_inbox", "_task", "_failed")
 
     def __init__(
         self,
@@ -70,12 +71,39 @@ class WebSocket:
         self.state = WebSocketState.CONNECTING
         self.max_message_size = max_message_size
         self.subprotocol = subprotocol
-        self.channel_name: str | None = None
-        self._groups: dict[str, OnBroadcast | None] = {}
-        self._mailbox: Mailbox | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._inbox: _Inbox | None = None
         self._task: asyncio.Task[Any] | None = None
-        self.failed = False
+        self._failed = False
+
+    async def serve(self, view: View) -> None:
+        """Call ``view(socket, *url_args, **url_kwargs)``; then leave every group and close.
+
+        ``WebSocketDisconnect`` ends the view quietly. Another exception is
+        logged with its traceback and closes the socket with 1011 (before
+        ``accept()``: refuses the handshake with HTTP 500). A view that returns
+        without closing closes with 1000 (before ``accept()``: refused).
+        """
+        self._task = asyncio.current_task()
+        route = self.scope.get("url_route") or _NO_ROUTE
+        try:
+            await view(self, *route["args"], **route["kwargs"])
+        except WebSocketDisconnect:
+            pass
+        except asyncio.CancelledError:
+            if not self._failed:
+                raise
+        except Exception:
+            logger.exception("Exception in websocket view %s for %s", _name(view), self.path)
+            if self.state is WebSocketState.CONNECTING:
+                self.state = WebSocketState.DISCONNECTED
+                await refuse(self.scope, self._send, INTERNAL_ERROR)
+            else:
+                await self.close(1011)
+        finally:
+            self._task = None
+            if self._inbox is not None:
+                await self._inbox.leave_all()
+        await self.close(1000)
 
     # Request data
 
@@ -107,7 +135,12 @@ class WebSocket:
 
     @property
     def groups(self) -> frozenset[str]:
-        return frozenset(self._groups)
+        return frozenset(self._inbox.groups) if self._inbox is not None else frozenset()
+
+    @property
+    def channel_name(self) -> str | None:
+        """The channel ``layer.send(name, {"type": "wsviews.send", ...})`` reaches; None before ``join()``."""
+        return self._inbox.channel_name if self._inbox is not None else None
 
     # Handshake and close
 
@@ -137,8 +170,8 @@ class WebSocket:
         self.state = WebSocketState.DISCONNECTED
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
-        except Exception:  # the client is already gone
-            pass
+        except (OSError, RuntimeError):
+            pass  # the client is gone (OSError), or the server already closed the socket
 
     # Receiving
 
@@ -234,30 +267,26 @@ class WebSocket:
         anything else as JSON) unless ``on_broadcast(message)`` is given, which
         is then called instead (it may be async).
         """
-        layer = _channel_layer()
-        if self.channel_name is None:
-            self.channel_name = await layer.new_channel()
-            self._mailbox = _Inbox(self)
-            if supports_attach(layer):
-                layer.attach(self.channel_name, self._mailbox)
-            else:
-                receive = functools.partial(layer.receive, self.channel_name)
-                self._reader = asyncio.create_task(self._mailbox.pull(receive))
-        await layer.group_add(group, self.channel_name)
-        self._groups[group] = on_broadcast
+        inbox = self._inbox
+        if inbox is None:
+            inbox = _Inbox(self, _channel_layer())
+            await inbox.open()
+            self._inbox = inbox
+        await inbox.join(group, on_broadcast)
 
     async def leave(self, group: str) -> None:
         """Leave ``group``; leaving a group not joined does nothing."""
-        if self._groups.pop(group, _MISSING) is not _MISSING:
-            await _channel_layer().group_discard(group, self.channel_name)
+        if self._inbox is not None:
+            await self._inbox.leave(group)
 
     async def _on_layer_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        groups = self._inbox.groups if self._inbox is not None else {}
         if kind == "wsviews.broadcast":
             group = message.get("group")
-            if group not in self._groups:
+            if group not in groups:
                 return  # left the group while the message was on its way
-            callback = self._groups[group]
+            callback = groups[group]
         elif kind == "wsviews.send":
             callback = None
         else:
@@ -276,45 +305,26 @@ class WebSocket:
             pass  # the client left while the message was on its way
         except Exception:
             logger.exception("Exception delivering a broadcast to websocket view %s", self.path)
-            self.fail()
+            self._fail()
             await self.close(1011)
 
-    def fail(self) -> None:
-        """Mark the view failed and stop it (used when a background handler raises)."""
-        self.failed = True
+    def _fail(self) -> None:
+        """Stop the view: a handler of a layer message failed."""
+        self._failed = True
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
 
-    async def _leave_all(self) -> None:
-        """Leave every group and stop layer delivery; called when the view ends."""
-        if self.channel_name is None:
-            return
-        layer = _channel_layer()
-        if self._reader is not None:
-            self._reader.cancel()
-        if self._mailbox is not None:
-            self._mailbox.close()
-        if supports_attach(layer):
-            layer.detach(self.channel_name)
-        else:
-            for group in list(self._groups):
-                try:
-                    await layer.group_discard(group, self.channel_name)
-                except Exception:
-                    logger.warning("Could not leave group %r on disconnect", group, exc_info=True)
-        self._groups.clear()
+
+_NO_ROUTE: dict[str, Any] = {"args": (), "kwargs": {}}
 
 
-_MISSING = object()
-
-
-class _Inbox(Mailbox):
-    """Broadcasts for one socket, handled one at a time, in order."""
+class _Inbox(Membership):
+    """A view's membership: broadcasts for one socket, handled one at a time, in order."""
 
     __slots__ = ("socket",)
 
-    def __init__(self, socket: WebSocket) -> None:
-        super().__init__()
+    def __init__(self, socket: WebSocket, layer: Any) -> None:
+        super().__init__(layer)
         self.socket = socket
 
     async def handle(self, message: dict[str, Any]) -> None:
@@ -331,3 +341,7 @@ def _channel_layer() -> Any:
             "wsviews' in-memory default."
         )
     return layer
+
+
+def _name(view: Any) -> str:
+    return f"{getattr(view, '__module__', '?')}.{getattr(view, '__qualname__', view)}"

@@ -4,14 +4,18 @@ Channels' own loop (``await_many_dispatch``) creates a task for every message
 from each source and hops to a thread before every handler to close stale
 database connections. This loop keeps the consumer classes and their semantics
 (handler names from message types, ``channel_name``, groups, accept/close,
-``StopConsumer``) and drops the per-message overhead:
+``StopConsumer``, one message at a time in arrival order) and drops the
+per-message overhead:
 
 * client messages are handled inline by the task serving the socket;
 * layer messages are pushed by an attachable layer into the consumer's
-  :class:`~wsviews.mailbox.Mailbox` (no waiting task per socket), or pulled by
-  one reader task for other layers;
-* stale database connections are closed at most once a second per process,
-  and around connect and disconnect, instead of before every message.
+  mailbox (no waiting task per socket), or pulled by one reader task for
+  other layers (:mod:`wsviews.membership`);
+* stale database connections are closed at most once a second per process
+  (:mod:`wsviews.db`), instead of before every message.
+
+:func:`serve_consumer` makes no handshake decision: the caller admits the
+handshake first (:mod:`wsviews.handshake`).
 """
 
 from __future__ import annotations
@@ -19,26 +23,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
-from django.db import close_old_connections
 
+from . import db
 from .connection import CLIENT_GONE
-from .handshake import admit
-from .layers.base import supports_attach
-from .mailbox import Mailbox
+from .db import close_due, close_old_connections
+from .membership import Membership
 from .types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("wsviews")
 
 _handler_names: dict[str, str] = {}
-_STALE_DB_CHECK_INTERVAL = 1.0
-_next_stale_db_check = 0.0
+
+db.install()
 
 
 def handler_name(message: Message) -> str:
@@ -49,22 +50,12 @@ def handler_name(message: Message) -> str:
         pass
     if "type" not in message:
         raise ValueError("Incoming message has no 'type' attribute")
-    name = message["type"].replace(".", "_")
+    name: str = message["type"].replace(".", "_")
     if name.startswith("_"):
         raise ValueError("Malformed type in message (leading underscore)")
     if len(_handler_names) < 4096:
         _handler_names[message["type"]] = name
     return name
-
-
-def stale_db_check_due() -> bool:
-    """Return True, at most once a second per process, when stale DB connections should be closed."""
-    global _next_stale_db_check
-    now = time.monotonic()
-    if now < _next_stale_db_check:
-        return False
-    _next_stale_db_check = now + _STALE_DB_CHECK_INTERVAL
-    return True
 
 
 def is_lean(consumer_class: type) -> bool:
@@ -76,22 +67,23 @@ def is_lean(consumer_class: type) -> bool:
     )
 
 
-class ConsumerRunner(Mailbox):
+class ConsumerRunner(Membership):
     """Drive one consumer instance for one websocket connection.
 
-    The runner is the consumer's mailbox: client messages are ``put`` by the
-    socket loop, layer messages posted by the layer (or by one reader task).
+    The runner is the consumer's membership and mailbox: client messages are
+    ``put`` by the socket loop, layer messages posted by the layer (or by one
+    reader task).
     """
 
-    __slots__ = ("consumer", "send", "stopped", "task", "custom_dispatch", "reader")
+    __slots__ = ("consumer", "send", "stopped", "task", "custom_dispatch")
 
     def __init__(self, consumer: AsyncConsumer, send: Send) -> None:
-        super().__init__()
+        consumer.channel_layer = layer = get_channel_layer(consumer.channel_layer_alias)
+        super().__init__(layer)
         self.consumer = consumer
         self.send = send
         self.stopped = False
         self.task: asyncio.Task[Any] | None = None
-        self.reader: asyncio.Task[None] | None = None
         self.custom_dispatch = type(consumer).dispatch is not AsyncConsumer.dispatch
 
     async def handle(self, message: Message) -> None:
@@ -105,8 +97,8 @@ class ConsumerRunner(Mailbox):
                 handler = getattr(self.consumer, handler_name(message), None)
                 if handler is None:
                     raise ValueError(f"No handler for message type {message['type']}")
-                if stale_db_check_due():  # checked first: no coroutine on most messages
-                    await sync_to_async(close_old_connections)()
+                if close_due():  # checked first: no coroutine on most messages
+                    await close_old_connections()
                 await handler(message)
         except StopConsumer:
             self.stop()
@@ -130,26 +122,19 @@ class ConsumerRunner(Mailbox):
 
     async def join_layer(self) -> None:
         """Give the consumer its channel name and start delivery of layer messages."""
-        consumer = self.consumer
-        layer = consumer.channel_layer = get_channel_layer(consumer.channel_layer_alias)
-        if layer is None:
+        if self.layer is None:
             return
-        channel = consumer.channel_name = await layer.new_channel()
-        consumer.channel_receive = functools.partial(layer.receive, channel)
-        if supports_attach(layer):
-            layer.attach(channel, self)
-        else:
-            self.reader = asyncio.create_task(self.pull(consumer.channel_receive))
+        consumer = self.consumer
+        consumer.channel_name = await self.open()
+        consumer.channel_receive = functools.partial(self.layer.receive, consumer.channel_name)
 
     async def leave_layer(self) -> None:
-        """Stop layer delivery and leave the consumer's groups."""
+        """Stop layer delivery and leave the consumer's groups (its declared ``groups`` too)."""
         self.stopped = True
-        if self.reader is not None:
-            self.reader.cancel()
-        layer = self.consumer.channel_layer
-        if layer is not None:
-            await _leave_layer(layer, self.consumer)
-        self.close()
+        if self.layer is not None:
+            # Channels leaves declared groups in websocket_disconnect; after an
+            # error it never does, so they are left here too (twice is harmless).
+            await self.leave_all(getattr(self.consumer, "groups", None) or ())
 
 
 async def serve_consumer(
@@ -161,15 +146,15 @@ async def serve_consumer(
 ) -> None:
     """Serve one websocket connection with a fresh instance of ``consumer_class``.
 
-    The socket loop lives in this one coroutine: an idle socket keeps a single
-    frame of ours, and no task.
+    Async consumers run on the lean loop, which lives in this one coroutine:
+    an idle socket keeps a single frame of it, and no task. Sync consumers,
+    and consumers that override ``__call__``, run on Channels' own loop.
     """
-    if not await admit(scope, send):
-        return
     consumer = consumer_class(**initkwargs)
     if not is_lean(consumer_class):
         await consumer(scope, receive, send)
         return
+    db.serve_on_lean_loop()  # before the runner takes its context: its handlers see it too
     consumer.scope = scope
     consumer.base_send = send
     runner = ConsumerRunner(consumer, send)
@@ -187,24 +172,13 @@ async def serve_consumer(
     finally:
         runner.task = None
         await runner.leave_layer()
-
-
-async def _leave_layer(layer: Any, consumer: AsyncConsumer) -> None:
-    if supports_attach(layer):
-        layer.detach(consumer.channel_name)
-        return
-    # Channels leaves declared groups in websocket_disconnect; after an error it
-    # never does, so do it here too (discarding twice is harmless).
-    for group in getattr(consumer, "groups", None) or ():
-        try:
-            await layer.group_discard(group, consumer.channel_name)
-        except Exception:  # the layer is down: its group expiry cleans up
-            logger.warning("Could not leave group %r on disconnect", group, exc_info=True)
+        if close_due():
+            await close_old_connections()
 
 
 async def _close_quietly(send: Send, code: int, reason: str = "") -> None:
     """Close the socket, ignoring a socket that is already closed."""
     try:
         await send({"type": "websocket.close", "code": code, "reason": reason})
-    except Exception:
+    except (OSError, RuntimeError):
         pass

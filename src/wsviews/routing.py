@@ -15,12 +15,11 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 from django.urls import URLResolver, get_resolver
 from django.urls.exceptions import Resolver404
 from django.urls.resolvers import RegexPattern, ResolverMatch
 
+from .conf import wsviews_settings
 from .decorators import websocket_options
 
 
@@ -60,7 +59,7 @@ def routing_modules() -> list[str]:
 @functools.cache
 def routing_resolver() -> URLResolver | None:
     """Return a resolver over every discovered ``websocket_urlpatterns``, or None."""
-    if not getattr(settings, "WSVIEWS_DISCOVER_ROUTING", True):
+    if not wsviews_settings.DISCOVER_ROUTING:
         return None
     patterns: list[Any] = []
     for name in routing_modules():
@@ -82,7 +81,7 @@ def resolve_websocket(path: str, urlconf: str | None = None) -> ResolverMatch | 
     return None
 
 
-@receiver(setting_changed)
-def _reset(setting: str, **kwargs: Any) -> None:
+def reset_on_setting_changed(setting: str, **kwargs: Any) -> None:
+    """Forget the discovered routes when a setting they depend on changes (a ``setting_changed`` receiver)."""
     if setting in {"ROOT_URLCONF", "INSTALLED_APPS", "WSVIEWS_DISCOVER_ROUTING"}:
         routing_resolver.cache_clear()
