@@ -169,6 +169,44 @@ def test_bad_setting_is_a_command_error_naming_it(tmp_path: Path) -> None:
     assert "CommandError: WSVIEWS_MAX_MESSAGE_SIZE must be a positive int" in result.stderr
 
 
+def test_a_busy_port_is_djangos_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = manage(["runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}"],
+                        {"DJANGO_DB": str(tmp_path / "db.sqlite3")})
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith("Error: That port is already in use.")
+    assert "Traceback" not in result.stderr
+
+
+def test_uvicorn_loggers_get_uvicorn_handlers_unless_logging_gave_them_some() -> None:
+    import logging
+
+    from uvicorn.logging import AccessFormatter, DefaultFormatter
+
+    from wsviews.management.commands.runserver import _add_uvicorn_log_handlers
+
+    loggers = {name: logging.getLogger(name) for name in ("uvicorn", "uvicorn.access")}
+    saved = {name: (logger.handlers[:], logger.propagate) for name, logger in loggers.items()}
+    kept = logging.NullHandler()
+    try:
+        loggers["uvicorn"].handlers = []
+        loggers["uvicorn.access"].handlers = [kept]
+        _add_uvicorn_log_handlers(use_colors=False)
+        (handler,) = loggers["uvicorn"].handlers
+        assert isinstance(handler.formatter, DefaultFormatter)
+        assert handler.stream is sys.stderr
+        assert loggers["uvicorn"].propagate is False
+        assert loggers["uvicorn.access"].handlers == [kept]  # the project's LOGGING wins
+        assert not isinstance(kept.formatter, AccessFormatter)
+    finally:
+        for name, (handlers, propagate) in saved.items():
+            loggers[name].handlers = handlers
+            loggers[name].propagate = propagate
+
+
 @pytest.mark.parametrize("layer", ["memory", "redis"])
 async def test_one_process_serves_http_websockets_and_static(runserver: RunServer,
                                                              layer: str) -> None:
@@ -183,6 +221,7 @@ async def test_one_process_serves_http_websockets_and_static(runserver: RunServe
     assert (status, b"body" in body) == (200, True)
     log = server.log()
     assert f"Starting ASGI/uvicorn development server at {server.http}/" in log
+    assert "Quit the server with CONTROL-C." in log and "WSGI development server" not in log
     assert "Watching for file changes with StatReloader" in log
     assert "Application startup complete." in log  # lifespan on
     assert '"GET /admin/login/ HTTP/1.1" 200' in log  # access log
@@ -201,7 +240,7 @@ async def test_message_size_limit_is_the_setting(runserver: RunServer) -> None:
 
 
 async def test_noreload_serves_in_one_process_and_quits_on_ctrl_c(runserver: RunServer) -> None:
-    server = runserver("--noreload")
+    server = runserver("--noreload", "--nothreading")
     assert await echo(server.ws + SEED_PATHS[1], "one process") == "one process"
     assert "Watching for file changes" not in server.log()
     server.proc.send_signal(signal.SIGINT)

@@ -1,39 +1,42 @@
 """``runserver`` on uvicorn: HTTP, websockets and static files from one process.
 
-Django's options and habits are kept (autoreload, system checks, the
-unapplied-migrations warning, static files, the banner); only the server
-underneath changes. Under the autoreloader Django runs ``inner_run`` in a
-thread, where uvicorn cannot install signal handlers, so the main thread, which
-gets the signals and the reload, stops uvicorn gracefully before the process
-exits: open sockets are closed with 1012 (service restart) and the port is free
-for the next process.
+Django's command does the work: options, autoreload, system checks, the
+unapplied-migrations warning, the bind errors and the banner. What differs is
+the server: Django's ``run()`` calls ``server_cls(address, handler, ipv6=...)``,
+``on_bind(port)``, ``set_app(app)`` and ``serve_forever()``, and
+:class:`UvicornServer` answers those calls by binding the socket and serving
+the ASGI application on it with uvicorn.
+
+Under the autoreloader Django runs ``inner_run`` in a thread, where uvicorn
+cannot install signal handlers, so the main thread, which gets the signals and
+the reload, stops uvicorn gracefully before the process exits: open sockets
+are closed with 1012 (service restart) and the port is free for the next
+process.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
+import re
 import socket
 import sys
 import threading
-from datetime import datetime
 from importlib import import_module
-from typing import Any
+from typing import IO, Any, ClassVar
 
 import uvicorn
 from django.apps import apps
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import CommandError, CommandParser, OutputWrapper
 from django.utils import autoreload
-from django.utils.version import get_docs_version
-from uvicorn.config import WS_PROTOCOLS, LifespanType
+from django.utils.module_loading import import_string
+from uvicorn.config import LOGGING_CONFIG, WS_PROTOCOLS, LifespanType
 from uvicorn.importer import ImportFromStringError, import_from_string
-from uvicorn.logging import AccessFormatter, DefaultFormatter
 
-from ...asgi import WSViewsApplication, get_asgi_application
-from ...endpoints import DEFAULT_MAX_MESSAGE_SIZE
+from ...asgi import get_asgi_application, is_wsviews_application
+from ...conf import wsviews_settings
 from ...types import ASGIApp
 
 if apps.is_installed("django.contrib.staticfiles"):
@@ -49,19 +52,15 @@ WS_CHOICES = sorted(name for name in WS_PROTOCOLS if name != "none")
 # --verbosity 0, 1 (the default: one line per request), 2, 3.
 LOG_LEVELS = ("warning", "info", "debug", "trace")
 BACKLOG = 2048
-BIND_ERRORS = {
-    errno.EACCES: "You don't have permission to access that port.",
-    errno.EADDRINUSE: "That port is already in use.",
-    errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
-}
 
 
-class Command(RunserverCommand):
+class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django is untyped here
     help = (
         "Run the development server on uvicorn: HTTP and websockets from one process, "
         "static files served, code reloaded on change."
     )
     server_name = "ASGI/uvicorn"
+    stdout: OutputWrapper
 
     _server: uvicorn.Server | None = None
     _server_done: threading.Event | None = None
@@ -98,9 +97,12 @@ class Command(RunserverCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """Read the settings and check the options, then run the server."""
+        """Read the settings and check the options, then let Django's command run the server."""
         self.asgi_application = _asgi_application_setting()
-        self.max_message_size = _max_message_size_setting()
+        try:
+            self.max_message_size = wsviews_settings.MAX_MESSAGE_SIZE
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         _check_options(options)
         super().handle(*args, **options)
 
@@ -108,6 +110,7 @@ class Command(RunserverCommand):
         """Run the server, in a child process that reloads on code changes unless --noreload."""
         self._server = None
         self._server_done = threading.Event()
+        self.server_cls = type("UvicornServer", (UvicornServer,), {"command": self, "options": options})
         if not options["use_reloader"]:
             self.inner_run(None, **options)
             return
@@ -118,32 +121,6 @@ class Command(RunserverCommand):
             # here in the main thread while uvicorn still serves in Django's thread.
             self.stop_server(options["shutdown_timeout"])
 
-    def inner_run(self, *args: Any, **options: Any) -> None:
-        """Check the project, bind the port and serve on uvicorn until stopped."""
-        # An exception silenced by ManagementUtility.execute is raised in the child.
-        autoreload.raise_last_exception()
-        if not options["skip_checks"]:
-            self.stdout.write("Performing system checks...\n\n")
-            check_kwargs = BaseCommand.get_check_kwargs(self, options)
-            check_kwargs["display_num_errors"] = True
-            self.check(**check_kwargs)
-        self.check_migrations()
-        for conn in connections.all(initialized_only=True):
-            conn.close()
-        app = self.get_handler(*args, **options)
-        try:
-            sock = self.bind()
-        except OSError as exc:
-            self.stderr.write(f"Error: {BIND_ERRORS.get(exc.errno or 0, exc)}")
-            os._exit(1)  # sys.exit() would end only Django's thread
-        self.on_bind(sock.getsockname()[1])
-        try:
-            self.serve(app, sock, options)
-        except KeyboardInterrupt:  # --noreload: uvicorn re-raises Ctrl-C once it has stopped
-            if options.get("shutdown_message"):
-                self.stdout.write(options["shutdown_message"])
-            sys.exit(0)
-
     def get_handler(self, *args: Any, **options: Any) -> ASGIApp:
         """Return the ASGI application, serving static files as Django's runserver does."""
         app = load_application(self.asgi_application)
@@ -153,23 +130,18 @@ class Command(RunserverCommand):
         if serve_static:
             from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
-            return ASGIStaticFilesHandler(app)
+            static: ASGIApp = ASGIStaticFilesHandler(app)
+            return static
         return app
 
-    def bind(self) -> socket.socket:
-        """Return a socket listening on the address and port given on the command line."""
-        host = "0.0.0.0" if self.addr == "0" else self.addr
-        sock = socket.socket(socket.AF_INET6 if self.use_ipv6 else socket.AF_INET)
+    def on_bind(self, server_port: int) -> None:
+        """Print Django's startup banner, naming uvicorn as the server."""
+        stdout: OutputWrapper = self.stdout
+        self.stdout = _ServerNamed(stdout, self.server_name)
         try:
-            if os.name == "posix":
-                # The reloaded process binds while the old connections sit in TIME_WAIT.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, int(self.port)))
-            sock.listen(BACKLOG)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+            super().on_bind(server_port)
+        finally:
+            self.stdout = stdout
 
     def serve(self, app: ASGIApp, sock: socket.socket, options: dict[str, Any]) -> None:
         """Serve ``app`` on ``sock`` with uvicorn until it is stopped."""
@@ -220,30 +192,58 @@ class Command(RunserverCommand):
         if not done.wait(timeout + 2):
             self.stderr.write(f"uvicorn did not stop within {timeout + 2}s; exiting anyway.")
 
-    def on_bind(self, server_port: int) -> None:
-        """Print Django's startup banner, naming uvicorn as the server."""
-        quit_command = "CTRL-BREAK" if sys.platform == "win32" else "CONTROL-C"
-        if self._raw_ipv6:
-            addr = f"[{self.addr}]"
-        elif self.addr == "0":
-            addr = "0.0.0.0"
-        else:
-            addr = self.addr
-        now = datetime.now().strftime("%B %d, %Y - %X")
-        self.stdout.write(
-            f"{now}\n"
-            f"Django version {self.get_version()}, using settings {settings.SETTINGS_MODULE!r}\n"
-            f"Starting {self.server_name} development server at "
-            f"{self.protocol}://{addr}:{server_port}/\n"
-            f"Quit the server with {quit_command}."
-        )
-        if os.environ.get("DJANGO_RUNSERVER_HIDE_WARNING") != "true":
-            self.stdout.write(self.style.WARNING(
-                "WARNING: This is a development server. Do not use it in a production "
-                "setting. Use a production ASGI server instead.\nFor more information on "
-                "production servers see: https://docs.djangoproject.com/en/"
-                f"{get_docs_version()}/howto/deployment/"
-            ))
+
+class UvicornServer:
+    """The ``server_cls`` Django's ``run()`` drives, serving an ASGI application with uvicorn.
+
+    The constructor binds the listening socket, so a busy port raises
+    ``OSError`` where Django's ``inner_run`` turns it into its usual
+    ``Error: That port is already in use.``; ``serve_forever()`` runs uvicorn
+    on that socket. ``Command.run`` makes a subclass carrying the command and
+    its options.
+    """
+
+    command: ClassVar[Command]
+    options: ClassVar[dict[str, Any]]
+
+    def __init__(self, server_address: tuple[str, int], handler_class: Any, ipv6: bool = False) -> None:
+        host, port = server_address
+        sock = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET)
+        try:
+            if os.name == "posix":
+                # The reloaded process binds while the old connections sit in TIME_WAIT.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("0.0.0.0" if host == "0" else host, port))
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            raise
+        self.socket = sock
+        self.server_port: int = sock.getsockname()[1]
+        self.app: ASGIApp | None = None
+
+    def set_app(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def serve_forever(self) -> None:
+        assert self.app is not None, "set_app() comes before serve_forever()"
+        self.command.serve(self.app, self.socket, self.options)
+
+
+class _ServerNamed:
+    """Django's banner says "Starting [WSGI ]development server"; say which server this is."""
+
+    _STARTING = re.compile(r"Starting (WSGI )?development server")
+
+    def __init__(self, out: OutputWrapper, server_name: str) -> None:
+        self._out = out
+        self._starting = f"Starting {server_name} development server"
+
+    def write(self, msg: str = "", *args: Any, **kwargs: Any) -> None:
+        self._out.write(self._STARTING.sub(self._starting, msg), *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
 
 
 def load_application(path: str | None) -> ASGIApp:
@@ -284,17 +284,6 @@ def _asgi_application_setting() -> str | None:
     return path
 
 
-def _max_message_size_setting() -> int:
-    """Return ``WSVIEWS_MAX_MESSAGE_SIZE``; raise if it is not a positive int."""
-    size = getattr(settings, "WSVIEWS_MAX_MESSAGE_SIZE", DEFAULT_MAX_MESSAGE_SIZE)
-    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        raise CommandError(
-            f"WSVIEWS_MAX_MESSAGE_SIZE must be a positive int (bytes), not {size!r}; "
-            "e.g. WSVIEWS_MAX_MESSAGE_SIZE = 1024 * 1024."
-        )
-    return size
-
-
 def _check_options(options: dict[str, Any]) -> None:
     """Raise if a timeout is negative or the --ws implementation cannot be imported."""
     for name in ("ws_ping_interval", "ws_ping_timeout", "shutdown_timeout"):
@@ -315,32 +304,32 @@ def _default_lifespan(app: Any) -> LifespanType:
     A Channels ``ProtocolTypeRouter`` or Django's ``ASGIHandler`` raises on
     lifespan, and 'on' would refuse to start them.
     """
-    for _ in range(5):  # see through ASGIStaticFilesHandler and similar wrappers
-        if isinstance(app, WSViewsApplication):
-            return "on"
-        app = getattr(app, "application", None)
-    return "auto"
+    return "on" if is_wsviews_application(app) else "auto"
 
 
 def _add_uvicorn_log_handlers(use_colors: bool | None) -> None:
-    """Give uvicorn's loggers its usual console handlers, unless LOGGING gave them some.
+    """Give uvicorn's loggers the console handlers of uvicorn's ``LOGGING_CONFIG``, unless LOGGING did.
 
-    uvicorn's own ``log_config`` runs ``dictConfig``, which would close the
-    handlers the project's LOGGING set up.
+    Passing that config to uvicorn would run ``dictConfig``, which closes
+    every handler the project's LOGGING set up; so the handlers it describes
+    are built here, for the loggers that have none.
     """
-    handlers = (
-        ("uvicorn", DefaultFormatter("%(levelprefix)s %(message)s", use_colors=use_colors),
-         sys.stderr),
-        ("uvicorn.access", AccessFormatter(
-            '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
-            use_colors=use_colors,
-        ), sys.stdout),
-    )
-    for name, formatter, stream in handlers:
+    formatters, handlers = LOGGING_CONFIG["formatters"], LOGGING_CONFIG["handlers"]
+    for name, logger_config in LOGGING_CONFIG["loggers"].items():
         logger = logging.getLogger(name)
-        if logger.handlers:
+        if logger.handlers or not logger_config.get("handlers"):
             continue
-        handler = logging.StreamHandler(stream)
-        handler.setFormatter(formatter)
-        logger.addHandler(handler)
-        logger.propagate = False
+        for handler_name in logger_config["handlers"]:
+            handler_config = handlers[handler_name]
+            formatter_config = formatters[handler_config["formatter"]]
+            handler = logging.StreamHandler(_stream(handler_config["stream"]))
+            handler.setFormatter(import_string(formatter_config["()"])(
+                formatter_config["fmt"], use_colors=use_colors))
+            logger.addHandler(handler)
+        logger.propagate = logger_config.get("propagate", True)
+
+
+def _stream(name: str) -> IO[str]:
+    """Return the stream an ``ext://sys.stderr``-style name refers to."""
+    stream: IO[str] = getattr(sys, name.removeprefix("ext://sys."))
+    return stream
