@@ -11,11 +11,14 @@ same application.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 from unittest import mock
 
 from asgiref.testing import ApplicationCommunicator
+
+from wsviews.layers import InMemoryChannelLayer
 
 TIMEOUT = 5
 HOST = "127.0.0.1:8000"
@@ -25,6 +28,11 @@ def application() -> Any:
     from wsviews.asgi import application
 
     return application
+
+
+# Made now, at collection: building it runs django.setup(), whose logging
+# configuration would drop the handlers pytest's caplog installs for a test.
+application()
 
 
 class Client(ApplicationCommunicator):
@@ -109,8 +117,6 @@ class Client(ApplicationCommunicator):
 async def http(path: str, *, method: str = "GET", body: bytes = b"",
                headers: Iterable[tuple[str, str]] = ()) -> tuple[int, dict[str, str], bytes]:
     """Send one HTTP request through the application; return status, headers and body."""
-    from asgiref.testing import ApplicationCommunicator
-
     path, _, query = path.partition("?")
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
@@ -146,3 +152,29 @@ class ChannelsClient(Client):
     async def receive_output(self, timeout: float = 1) -> Any:
         with mock.patch("channels.db.close_old_connections", _no_op):
             return await super().receive_output(timeout)
+
+
+class RecordingLayer(InMemoryChannelLayer):
+    """wsviews' in-memory layer, recording which channels are attached and what it pushes to each.
+
+    Configure it as ``CHANNEL_LAYERS = {"default": {"BACKEND": "inprocess.RecordingLayer"}}``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pushed: Counter[str] = Counter()
+        self.attached: list[str] = []
+        self.detached: list[str] = []
+
+    def attach(self, channel: str, deliver: Any) -> None:
+        self.attached.append(channel)
+
+        def counted(message: dict[str, Any]) -> None:
+            self.pushed[channel] += 1
+            deliver(message)
+
+        super().attach(channel, counted)
+
+    def detach(self, channel: str) -> None:
+        self.detached.append(channel)
+        super().detach(channel)

@@ -1,41 +1,72 @@
-"""The seed tutorial's files, served verbatim by wsviews.asgi on a real uvicorn."""
+"""The ASGI application: HTTP to Django (426 on websocket routes), lifespan; the seed on a real uvicorn."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 
-from wsclient import connect, handshake_status, http, recv
+from inprocess import application, http
+from wsclient import connect, recv
+from wsviews.asgi import WSViewsApplication, innermost_application, is_wsviews_application
 
 SEED_PATHS = ["/websocket/ws/myapp/", "/ws/myapp/"]
 
 
-@pytest.mark.parametrize("path", SEED_PATHS)
-async def test_seed_consumer_echoes_on_both_paths(server, path):
-    async with connect(server.ws + path) as ws:
-        for text in ("hello", "wörld ✓", "x" * 10_000):
-            await ws.send(text)
-            assert await recv(ws) == text
+# In process
 
 
 @pytest.mark.parametrize("path", SEED_PATHS)
-def test_plain_http_to_websocket_route_is_426(memory_server, path):
-    status, body = http(memory_server.http + path)
+async def test_plain_http_to_websocket_route_is_426(path):
+    status, headers, body = await http(path)
     assert status == 426
+    assert headers["upgrade"] == "websocket"
     assert b"websocket endpoint" in body
 
 
-async def test_unknown_websocket_path_is_404_and_logged(memory_server):
-    assert await handshake_status(memory_server.ws + "/ws/nowhere/") == 404
-    await asyncio.sleep(0.2)
-    assert "Not Found (websocket): /ws/nowhere/" in memory_server.log()
-
-
-def test_admin_still_served_over_http(server):
-    status, body = http(server.http + "/admin/login/")
+async def test_admin_still_served_over_http():
+    status, _, body = await http("/admin/login/")
     assert status == 200
     assert b"csrfmiddlewaretoken" in body
+
+
+async def test_lifespan_startup_and_shutdown_are_answered():
+    communicator = ApplicationCommunicator(application(), {"type": "lifespan", "asgi": {"version": "3.0"}})
+    await communicator.send_input({"type": "lifespan.startup"})
+    assert await communicator.receive_output(5) == {"type": "lifespan.startup.complete"}
+    await communicator.send_input({"type": "lifespan.shutdown"})
+    assert await communicator.receive_output(5) == {"type": "lifespan.shutdown.complete"}
+    await communicator.wait(5)
+
+
+def test_an_unknown_scope_type_is_refused_saying_which():
+    with pytest.raises(ValueError, match="cannot handle ASGI scope type 'webtransport'"):
+        application()({"type": "webtransport"}, None, None)
+
+
+def test_wsviews_application_is_recognised_through_wrappers():
+    from channels.auth import AuthMiddlewareStack
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from django.core.asgi import get_asgi_application as django_application
+
+    app = application()
+    assert isinstance(app, WSViewsApplication)
+    wrapped = ASGIStaticFilesHandler(AuthMiddlewareStack(app))
+    assert innermost_application(wrapped) is app
+    assert is_wsviews_application(wrapped)
+    assert not is_wsviews_application(ASGIStaticFilesHandler(django_application()))
+
+
+# On a real uvicorn
+
+
+async def test_seed_consumer_echoes_on_both_paths(server):
+    for path in SEED_PATHS:
+        async with connect(server.ws + path) as ws:
+            for text in ("hello", "wörld ✓", "x" * 10_000):
+                await ws.send(text)
+                assert await recv(ws) == text
 
 
 async def test_500_concurrent_sockets_all_echo(server):

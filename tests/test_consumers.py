@@ -1,75 +1,180 @@
-"""Channels consumers on wsviews' dispatch loop keep Channels' semantics."""
+"""Channels consumers on wsviews' lean loop keep Channels' semantics: handlers, order, groups, errors."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import uuid
+from collections import Counter
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
+from channels.layers import get_channel_layer
+from django.test import override_settings
 
-from wsclient import ConnectionClosed, connect, http, recv
+from inprocess import Client
+from wsviews.consumers import serve_consumer
 
-
-def post(server, group: str, message) -> int:
-    return http(f"{server.http}/announce/{group}/", data=json.dumps(message).encode(),
-                method="POST")[0]
-
-
-async def test_sync_consumer_runs_on_channels_own_loop(server):
-    async with connect(server.ws + "/ws/sync/") as ws:
-        await ws.send("x")
-        assert await recv(ws) == "sync:x"
+# Layers with which a consumer's groups must be left: wsviews' (attach: pushed, detach leaves
+# every group) and Channels' own in-memory layer (pulled; declared groups discarded one by one).
+RECORDING = "inprocess.RecordingLayer"
+PULLED = "channels.layers.InMemoryChannelLayer"
 
 
-async def test_exception_in_consumer_closes_1011_and_others_carry_on(server):
-    group = "g" + uuid.uuid4().hex[:10]
-    async with connect(f"{server.ws}/ws/myapp/") as bystander:
-        async with connect(f"{server.ws}/ws/consumer/{group}/") as ws:
-            assert await recv(ws) == "joined"
-            await ws.send("boom")
-            with pytest.raises(ConnectionClosed) as info:
-                await recv(ws)
-        assert info.value.rcvd.code == 1011
-        await bystander.send("alive")
-        assert await recv(bystander) == "alive"
-    await asyncio.sleep(0.2)
-    assert "consumer boom requested by the test" in server.log()
-    assert "Exception in websocket consumer GroupConsumer" in server.log()
+def group() -> str:
+    return "g" + uuid.uuid4().hex[:10]
 
 
-async def test_stop_consumer_raised_by_a_layer_message_ends_the_socket(server):
-    group = "g" + uuid.uuid4().hex[:10]
-    async with connect(f"{server.ws}/ws/stoppable/{group}/") as ws:
-        assert await recv(ws) == "joined"
-        await asyncio.to_thread(post, server, group, "first")
-        assert await recv(ws) == "first"
-        await asyncio.to_thread(post, server, group, "stop")
-        with pytest.raises(ConnectionClosed) as info:
-            await recv(ws)
-    assert info.value.rcvd.code == 4001
+def errors_of(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-async def test_exception_in_a_layer_handler_closes_1011(server):
-    group = "g" + uuid.uuid4().hex[:10]
-    async with connect(f"{server.ws}/ws/stoppable/{group}/") as ws:
-        assert await recv(ws) == "joined"
-        await asyncio.to_thread(post, server, group, "boom")
-        with pytest.raises(ConnectionClosed) as info:
-            await recv(ws)
-    assert info.value.rcvd.code == 1011
-    await asyncio.sleep(0.2)
-    assert "layer-side boom requested by the test" in server.log()
+async def closed(client: Client) -> int:
+    return (await client.closed()).get("code", 1000)
 
 
-async def test_group_is_left_on_disconnect(memory_server):
-    """After the socket goes, a broadcast to its group finds nobody (and nothing fails)."""
-    group = "g" + uuid.uuid4().hex[:10]
-    async with connect(f"{memory_server.ws}/ws/consumer/{group}/") as ws:
-        assert await recv(ws) == "joined"
-    await asyncio.sleep(0.2)
-    assert await asyncio.to_thread(post, memory_server, group, "anyone?") == 204
-    async with connect(f"{memory_server.ws}/ws/consumer/{group}/") as ws:
-        assert await recv(ws) == "joined"
-        await asyncio.to_thread(post, memory_server, group, "only you")
-        assert json.loads(await recv(ws)) == {"consumer": "only you"}
+async def test_sync_consumer_runs_on_channels_own_loop():
+    client = await Client("/ws/sync/").accepted()
+    await client.send_text("x")
+    assert await client.recv() == "sync:x"
+    await client.leave()
+
+
+async def test_exception_in_consumer_closes_1011_and_others_carry_on(caplog):
+    bystander = await Client("/ws/myapp/").accepted()
+    client = await Client(f"/ws/consumer/{group()}/").accepted()
+    assert await client.recv() == "joined"
+    await client.send_text("boom")
+    assert await closed(client) == 1011
+    await bystander.send_text("alive")
+    assert await bystander.recv() == "alive"
+    await bystander.leave()
+    (record,) = errors_of(caplog)
+    assert record.getMessage() == "Exception in websocket consumer GroupConsumer for " + client.scope["path"]
+    assert "consumer boom requested by the test" in caplog.text
+
+
+async def test_stop_consumer_raised_by_a_layer_message_ends_the_socket():
+    room = group()
+    client = await Client(f"/ws/stoppable/{room}/").accepted()
+    assert await client.recv() == "joined"
+    layer = get_channel_layer()
+    await layer.group_send(room, {"type": "wsviews.broadcast", "group": room, "message": "first"})
+    assert await client.recv() == "first"
+    await layer.group_send(room, {"type": "wsviews.broadcast", "group": room, "message": "stop"})
+    assert await closed(client) == 4001
+    await client.wait(5)  # the socket's task ends: StopConsumer from the layer side woke it
+
+
+async def test_exception_in_a_layer_handler_closes_1011(caplog):
+    room = group()
+    client = await Client(f"/ws/stoppable/{room}/").accepted()
+    assert await client.recv() == "joined"
+    event = {"type": "wsviews.broadcast", "group": room, "message": "boom"}
+    await get_channel_layer().group_send(room, event)
+    assert await closed(client) == 1011
+    await client.wait(5)
+    assert "layer-side boom requested by the test" in caplog.text
+
+
+async def assert_not_a_member(layer, groups: list[str], channel: str) -> None:
+    """A group message reaches ``channel`` neither pushed nor queued."""
+    pushed = Counter(getattr(layer, "pushed", {}))
+    for room in groups:
+        await layer.group_send(room, {"type": "wsviews.broadcast", "group": room, "message": "anyone?"})
+    await asyncio.sleep(0.05)
+    assert Counter(getattr(layer, "pushed", {})) == pushed, "pushed to a channel that should have left"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), 0.1)
+
+
+@pytest.mark.parametrize("backend", [RECORDING, PULLED])
+@pytest.mark.parametrize("ending", ["client leaves", "handler raises"])
+async def test_declared_groups_are_left_however_the_socket_ends(backend, ending):
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": backend}}):
+        layer = get_channel_layer()
+        client = await Client("/ws/declared/").accepted()
+        channel = await client.recv()
+        await layer.group_send("declared-a", {"type": "websocket.receive", "text": "via the group"})
+        assert await client.recv() == "via the group"  # a member while connected
+        if ending == "client leaves":
+            await client.leave()
+        else:
+            await client.send_text("boom")
+            assert await closed(client) == 1011
+            await client.wait(5)
+        await assert_not_a_member(layer, ["declared-a", "declared-b"], channel)
+
+
+async def test_with_wsviews_layers_groups_joined_by_hand_are_left_too():
+    """Channels leaves only declared groups; detach leaves every group of the channel in this process."""
+    with override_settings(CHANNEL_LAYERS={"default": {"BACKEND": RECORDING}}):
+        layer = get_channel_layer()
+        room = group()
+        client = await Client(f"/ws/consumer/{room}/").accepted()  # joins with group_add in connect()
+        assert await client.recv() == "joined"
+        (channel,) = layer.attached
+        await layer.group_send(room, {"type": "wsviews.broadcast", "group": room, "message": "hi"})
+        assert await client.recv() == '{"consumer":"hi"}'
+        await client.leave()
+        await assert_not_a_member(layer, [room], channel)
+
+
+# Arrival order without starvation
+
+
+async def lag_of_a_client_frame(client: Client, start_at: int = 50, length: int = 400) -> int:
+    """Run a layer stream; send a frame when layer message ``start_at`` is answered.
+
+    Return how many later layer messages were answered before the frame was.
+    """
+    assert (await client.recv()).startswith("specific.")  # the channel name
+    await client.send_text(f"stream {length}")
+    last_layer = -1
+    sent = False
+    while True:
+        frame = await client.recv()
+        if frame == "client second":
+            break
+        if frame.startswith("layer "):
+            last_layer = int(frame.split()[1])
+            if last_layer == start_at and not sent:
+                await client.send_text("second")
+                sent = True
+    await client.leave()
+    return last_layer - start_at
+
+
+async def test_a_client_frame_is_not_starved_by_a_continuous_layer_stream():
+    """Each layer handler awaits and brings the next: a client frame still gets its turn at once."""
+    lag = await lag_of_a_client_frame(await Client("/ws/stream/").accepted())
+    assert lag <= 3, f"the client frame waited behind {lag} layer messages"
+
+
+async def test_channels_own_loop_has_the_same_bound():
+    """The bound above is Channels' behaviour: its loop, on the same consumer, lags as little."""
+    from urls_views import StreamConsumer
+
+    client = await Client("/ws/stream/", app=StreamConsumer.as_asgi()).accepted()
+    assert await lag_of_a_client_frame(client) <= 3
+
+
+# The entry point a Channels-suite plugin calls
+
+
+async def test_serve_consumer_runs_a_consumer_without_handshake_decisions():
+    """No session, user or origin check is added: the caller admitted the handshake already."""
+    from myapp.consumers import MyConsumer
+
+    async def app(scope, receive, send):
+        await serve_consumer(MyConsumer, {}, scope, receive, send)
+
+    scope = {"type": "websocket", "path": "/anything/", "headers": [(b"origin", b"https://evil.example")]}
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "websocket.connect"})
+    assert (await communicator.receive_output(5))["type"] == "websocket.accept"
+    await communicator.send_input({"type": "websocket.receive", "text": "plain"})
+    assert (await communicator.receive_output(5))["text"] == "plain"
+    await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+    await communicator.wait(5)
+    assert "session" not in scope and "user" not in scope

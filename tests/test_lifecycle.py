@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import uvicorn
 from channels.layers import get_channel_layer
+from django.test import override_settings
 
 from servers import free_port
 from wsclient import connect, recv
@@ -20,8 +21,8 @@ from wsviews.asgi import get_asgi_application
 async def in_process_server(app=None) -> AsyncIterator[str]:
     """A real uvicorn in this event loop, so its tasks and layer can be inspected."""
     port = free_port()
-    config = uvicorn.Config(app or get_asgi_application(), host="127.0.0.1", port=port, ws="websockets",
-                            lifespan="on", log_level="warning")
+    config = uvicorn.Config(app or get_asgi_application(), host="127.0.0.1", port=port,
+                            ws="websockets-sansio", lifespan="on", log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -63,6 +64,7 @@ async def server_tasks_per_idle_socket() -> float:
     return per_socket
 
 
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "inprocess.RecordingLayer"}})
 async def test_connect_and_disconnect_leave_no_task_and_no_membership(caplog):
     caplog.set_level(logging.WARNING)
     layer = get_channel_layer()
@@ -78,15 +80,17 @@ async def test_connect_and_disconnect_leave_no_task_and_no_membership(caplog):
         for path, ws in sockets:
             if "leak" in path:
                 assert await recv(ws) == "joined"
-        assert len(layer.groups["leak"]) == 10
+        await layer.group_send("leak", {"type": "wsviews.broadcast", "group": "leak", "message": "m"})
+        assert sum(layer.pushed.values()) == 10  # five views and five consumers in the group
         # Idle sockets, in groups or not, cost no task beyond the server's own.
         per_socket = (len(asyncio.all_tasks()) - baseline) / len(sockets)
         assert per_socket == uvicorn_per_socket
         for _, ws in sockets:
             await ws.close()
         assert await settle(baseline) == baseline
-        assert "leak" not in layer.groups
-        assert layer._attached == {}
+        assert sorted(layer.detached) == sorted(layer.attached)
+        await layer.group_send("leak", {"type": "wsviews.broadcast", "group": "leak", "message": "m"})
+        assert sum(layer.pushed.values()) == 10  # nobody left in the group
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 

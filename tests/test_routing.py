@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
+from django.test import override_settings
 from django.urls import reverse
 
-from wsclient import connect, recv
-from wsviews.routing import resolve_websocket, routing_modules
+from wsviews.routing import resolve_websocket, routing_modules, routing_resolver
 
 
 def test_reverse_names_websocket_routes():
@@ -27,8 +25,16 @@ def test_routing_modules_include_the_project_package():
     assert "mysite.routing" in routing_modules()
 
 
-async def test_url_route_reaches_consumers_like_channels_urlrouter(memory_server):
-    async with connect(memory_server.ws + "/ws/kwargs/2026/hello-world/") as ws:
-        route = json.loads(await recv(ws))
-    assert route == {"args": [], "kwargs": {"year": 2026, "slug": "hello-world"},
-                     "user": "AnonymousUser"}
+def test_discovery_can_be_switched_off_and_override_settings_resets_it():
+    assert routing_resolver() is not None
+    with override_settings(WSVIEWS_DISCOVER_ROUTING=False):
+        assert routing_resolver() is None
+        assert resolve_websocket("/ws/myapp/") is None  # only in mysite/routing.py
+        assert resolve_websocket("/websocket/ws/myapp/") is not None  # include()d in urls.py
+    assert resolve_websocket("/ws/myapp/") is not None
+
+
+def test_include_converters_and_re_path_resolve_like_django():
+    match = resolve_websocket("/ws/kwargs/2026/hello/")
+    assert (match.kwargs, match.url_name) == ({"year": 2026, "slug": "hello"}, "kwargs")
+    assert resolve_websocket("/ws/kwargs/not-a-year/hello/") is None

@@ -127,6 +127,21 @@ class StoppableConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["message"])
 
 
+class DeclaredGroupsConsumer(AsyncWebsocketConsumer):
+    """Declares its groups, as Channels lets a consumer do; "boom" raises."""
+
+    groups = ["declared-a", "declared-b"]
+
+    async def connect(self):
+        await self.accept()
+        await self.send(text_data=self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data == "boom":
+            raise RuntimeError("declared-groups boom requested by the test")
+        await self.send(text_data=text_data)
+
+
 class KwargsConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         await self.accept()
@@ -213,6 +228,7 @@ urlpatterns = [
     path("ws/stoppable/<slug:group>/", StoppableConsumer.as_asgi()),
     path("ws/kwargs/<int:year>/<slug:slug>/", KwargsConsumer.as_asgi(), name="kwargs"),
     path("ws/db/", DatabaseConsumer.as_asgi()),
+    path("ws/declared/", DeclaredGroupsConsumer.as_asgi()),
     path("ws/stream/", StreamConsumer.as_asgi()),
     path("announce/<slug:group>/", announce),
 ]

@@ -245,14 +245,22 @@ class WebSocket:
     # Sending
 
     async def send(self, data: str | bytes) -> None:
-        """Send a text frame for ``str``, a binary frame for ``bytes``."""
+        """Send a text frame for ``str``, a binary frame for ``bytes``.
+
+        Raise ``WebSocketDisconnect`` (1006) if the client has already left.
+        """
         self._require_connected()
         if isinstance(data, str):
-            await self._send({"type": "websocket.send", "text": data})
+            message: Message = {"type": "websocket.send", "text": data}
         elif isinstance(data, (bytes, bytearray, memoryview)):
-            await self._send({"type": "websocket.send", "bytes": bytes(data)})
+            message = {"type": "websocket.send", "bytes": bytes(data)}
         else:
             raise TypeError(f"send() takes str or bytes, not {type(data).__name__}; use send_json()")
+        try:
+            await self._send(message)
+        except OSError:
+            self.state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(1006, "the client left") from None
 
     async def send_json(self, obj: Any) -> None:
         """Send ``obj`` encoded as JSON in a text frame."""
