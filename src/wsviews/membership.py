@@ -31,14 +31,22 @@ class Membership(Mailbox):
     there (a view keeps its ``on_broadcast`` callback in it).
     """
 
-    __slots__ = ("layer", "channel_name", "groups", "_reader")
+    __slots__ = ("layer", "channel_name", "_groups", "_reader")
 
     def __init__(self, layer: Any) -> None:
         super().__init__()
         self.layer = layer
         self.channel_name: str | None = None
-        self.groups: dict[str, Any] = {}
+        # Made on the first join: consumers join through the layer itself, and never need it.
+        self._groups: dict[str, Any] | None = None
         self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def groups(self) -> dict[str, Any]:
+        """The groups joined through :meth:`join`, each with the value given there."""
+        if self._groups is None:
+            self._groups = {}
+        return self._groups
 
     async def open(self) -> str:
         """Return a new channel name whose messages are delivered to this mailbox."""
@@ -58,7 +66,7 @@ class Membership(Mailbox):
 
     async def leave(self, group: str) -> None:
         """Discard the channel from ``group``; leaving a group not joined does nothing."""
-        if self.groups.pop(group, _MISSING) is not _MISSING:
+        if self._groups is not None and self._groups.pop(group, _MISSING) is not _MISSING:
             await self.layer.group_discard(group, self.channel_name)
 
     async def leave_all(self, also: Iterable[str] = ()) -> None:
@@ -79,13 +87,13 @@ class Membership(Mailbox):
         if supports_attach(layer):
             layer.detach(channel)
         else:
-            for group in dict.fromkeys([*self.groups, *also]):
+            for group in dict.fromkeys([*(self._groups or ()), *also]):
                 try:
                     await layer.group_discard(group, channel)
                 except Exception as exc:
                     logger.warning("Could not leave group %r on disconnect (%s); the layer's group "
                                    "expiry will remove it", group, exc or type(exc).__name__)
-        self.groups.clear()
+        self._groups = None
 
 
 _MISSING = object()
