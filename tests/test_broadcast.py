@@ -93,6 +93,18 @@ async def test_leave_stops_delivery():
     await client.leave()
 
 
+async def test_on_broadcast_relays_and_an_exception_in_it_closes_1011(caplog):
+    group = group_name()
+    (client,) = await members([f"/ws/relay/{group}/"])
+    await abroadcast(group, "one")
+    assert await client.recv() == "relayed one"
+    await abroadcast(group, "boom")
+    assert (await client.closed())["code"] == 1011
+    await client.wait(5)  # the view ended too
+    assert "Exception delivering a broadcast to websocket view /ws/relay/" in caplog.text
+    assert "on_broadcast boom requested by the test" in caplog.text
+
+
 async def test_broadcast_to_an_empty_group_is_a_no_op():
     assert await announce(group_name(), {"to": "nobody"}) == 204
 

@@ -87,6 +87,22 @@ async def member(socket, group):
             await socket.send("left")
 
 
+@websocket
+async def relay(socket, group):
+    """Relay broadcasts through an async on_broadcast callback; a "boom" broadcast makes it raise."""
+
+    async def on_broadcast(message):
+        if message == "boom":
+            raise RuntimeError("on_broadcast boom requested by the test")
+        await socket.send(f"relayed {message}")
+
+    await socket.accept()
+    await socket.join(group, on_broadcast=on_broadcast)
+    await socket.send("joined")
+    async for _ in socket:
+        pass
+
+
 class GroupConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.group = self.scope["url_route"]["kwargs"]["group"]
@@ -223,6 +239,7 @@ urlpatterns = [
     path("ws/boom/", boom),
     path("ws/negotiated/", negotiated),
     path("ws/member/<slug:group>/", member),
+    path("ws/relay/<slug:group>/", relay),
     path("ws/consumer/<slug:group>/", GroupConsumer.as_asgi(), name="group-consumer"),
     path("ws/sync/", SyncEchoConsumer.as_asgi()),
     path("ws/stoppable/<slug:group>/", StoppableConsumer.as_asgi()),
