@@ -54,6 +54,34 @@ async def test_exception_in_consumer_closes_1011_and_others_carry_on(caplog):
     assert "consumer boom requested by the test" in caplog.text
 
 
+async def test_an_oserror_of_the_handlers_own_is_a_bug_reported_with_its_traceback(caplog):
+    """Only an OSError raised by the server's send means the client left; this one closes 1011."""
+    client = await Client(f"/ws/consumer/{group()}/").accepted()
+    assert await client.recv() == "joined"
+    await client.send_text("network")
+    assert await closed(client) == 1011
+    (record,) = errors_of(caplog)
+    assert record.exc_info is not None
+    assert "the consumer's own network call failed" in caplog.text
+
+
+async def test_a_send_racing_the_clients_leaving_ends_the_consumer_quietly(caplog):
+    from myapp.consumers import MyConsumer
+
+    inbox = [{"type": "websocket.connect"}, {"type": "websocket.receive", "text": "echo me"}]
+
+    async def receive():
+        return inbox.pop(0) if inbox else await asyncio.Future()
+
+    async def send(message):
+        if message["type"] == "websocket.send":
+            raise ConnectionResetError("client gone")  # what a server raises: an OSError
+
+    scope = {"type": "websocket", "path": "/x/"}
+    await asyncio.wait_for(serve_consumer(MyConsumer, {}, scope, receive, send), 5)
+    assert errors_of(caplog) == []
+
+
 async def test_stop_consumer_raised_by_a_layer_message_ends_the_socket():
     room = group()
     client = await Client(f"/ws/stoppable/{room}/").accepted()

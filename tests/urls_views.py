@@ -116,6 +116,8 @@ class GroupConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if text_data == "boom":
             raise RuntimeError("consumer boom requested by the test")
+        if text_data == "network":
+            raise ConnectionRefusedError("the consumer's own network call failed")
         await self.send(text_data=text_data)
 
 

@@ -39,9 +39,20 @@ class WebSocketDisconnect(Exception):
         self.reason = reason
 
 
-# What sending to a client that has already left raises: the ASGI spec's
-# "server-specific subclass of OSError", or our own disconnect.
-CLIENT_GONE = (WebSocketDisconnect, OSError)
+def raised_by_send(exc: BaseException, send: Send) -> bool:
+    """Return True if ``exc`` was raised inside the ASGI ``send`` callable (the client has left).
+
+    The ASGI spec has servers raise "a server-specific subclass of OSError"
+    from ``send`` once the client is gone; an ``OSError`` raised elsewhere in
+    a handler (a network call of its own) is a bug to report, not a client leaving.
+    """
+    code = getattr(getattr(send, "__func__", send), "__code__", None)
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 class WebSocket:
@@ -304,13 +315,16 @@ class WebSocket:
             return
         try:
             if callback is None:
-                await self._send(encoding.frame(message["message"]))
+                try:
+                    await self._send(encoding.frame(message["message"]))
+                except OSError:
+                    return  # the client left while the message was on its way
             else:
                 result = callback(message["message"])
                 if inspect.isawaitable(result):
                     await result
-        except CLIENT_GONE:
-            pass  # the client left while the message was on its way
+        except WebSocketDisconnect:
+            pass  # raised by socket.send() in the callback: the client left
         except Exception:
             logger.exception("Exception delivering a broadcast to websocket view %s", self.path)
             self._fail()

@@ -30,7 +30,7 @@ from channels.exceptions import StopConsumer
 from channels.layers import get_channel_layer
 
 from . import db
-from .connection import CLIENT_GONE
+from .connection import raised_by_send
 from .db import close_due, close_old_connections
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
@@ -102,16 +102,23 @@ class ConsumerRunner(Membership):
                 await handler(message)
         except StopConsumer:
             self.stop()
-        except CLIENT_GONE:
-            self.stop()  # a send raced the client's leaving: nothing to report
+        except OSError as exc:
+            if raised_by_send(exc, self.send):
+                self.stop()  # a send raced the client's leaving: nothing to report
+            else:
+                await self._crash()
         except Exception:
-            logger.exception(
-                "Exception in websocket consumer %s for %s",
-                type(self.consumer).__qualname__,
-                self.consumer.scope.get("path"),
-            )
-            self.stop()
-            await _close_quietly(self.send, 1011)
+            await self._crash()
+
+    async def _crash(self) -> None:
+        """Log the handler's exception with its traceback, end the consumer and close with 1011."""
+        logger.exception(
+            "Exception in websocket consumer %s for %s",
+            type(self.consumer).__qualname__,
+            self.consumer.scope.get("path"),
+        )
+        self.stop()
+        await _close_quietly(self.send, 1011)
 
     def stop(self) -> None:
         """End the consumer; wakes the socket loop if a layer message stopped it."""
@@ -131,10 +138,12 @@ class ConsumerRunner(Membership):
     async def leave_layer(self) -> None:
         """Stop layer delivery and leave the consumer's groups (its declared ``groups`` too)."""
         self.stopped = True
-        if self.layer is not None:
-            # Channels leaves declared groups in websocket_disconnect; after an
-            # error it never does, so they are left here too (twice is harmless).
-            await self.leave_all(getattr(self.consumer, "groups", None) or ())
+        if self.layer is None:
+            self.close()
+            return
+        # Channels leaves declared groups in websocket_disconnect; after an
+        # error it never does, so they are left here too (twice is harmless).
+        await self.leave_all(getattr(self.consumer, "groups", None) or ())
 
 
 async def serve_consumer(
