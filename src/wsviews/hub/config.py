@@ -710,9 +710,10 @@ def _client(values: Mapping[str, Any], found: list[Problem]) -> ClientConfig:
     built = _fields(ClientConfig, values)
     for key in ("token", "subscription_token", "subscribe_to_user_personal_channel"):
         built.pop(key, None)
-    for key in ("ping_interval", "pong_timeout"):
-        if key in built and isinstance(built[key], float) and built[key] < 0:
-            built[key] = 0.0                  # Centrifugo: a negative value disables it
+    for key, default in (("ping_interval", 25.0), ("pong_timeout", 8.0)):
+        if key in built:
+            # As in Centrifugo: negative disables, zero means the default.
+            built[key] = 0.0 if built[key] < 0 else built[key] or default
     personal = PersonalChannelConfig(**_fields(
         PersonalChannelConfig, values.get("subscribe_to_user_personal_channel", {})))
     if "allowed_origins" in built:

@@ -980,7 +980,8 @@ class HubProtocol:
     def _go_live(self, sub: _Sub, now: float) -> list[Event]:
         """Make a completed subscription live and deliver what was held for it."""
         sub.pending = False
-        sub.check_due = now + self.config.client.channel_position_check_delay
+        delay = self.config.client.channel_position_check_delay
+        sub.check_due = now + delay if delay and sub.options.positioned else 0.0
         held, sub.held = sub.held, []
         events: list[Event] = []
         if sub.overflowed:
