@@ -133,7 +133,7 @@ class ChannelOptions:
     force_push_join_leave: bool = False
     history_size: int = 0
     history_ttl: float = 0.0
-    history_meta_ttl: float = 0.0
+    history_meta_ttl: float = 720 * 3600.0
     force_positioning: bool = False
     allow_positioning: bool = False
     force_recovery: bool = False
@@ -260,13 +260,13 @@ def parse_duration(value: Any) -> float:
     ``timedelta`` is taken as is.
     """
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration; write a string such as \"25s\"")
+        raise ValueError(f"{value!r} is not a duration; write a Go duration string, e.g. \"25s\"")
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, int):
         return value * 1e-9
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a duration; write a string such as \"25s\"")
+        raise ValueError(f"{value!r} is not a duration; write a Go duration string, e.g. \"25s\"")
     text = value
     sign = 1.0
     if text and text[0] in "+-":
