@@ -928,3 +928,16 @@ def test_a_client_that_does_not_read_is_closed_as_slow() -> None:
     events = core.push_message(b'"' + b"x" * 100 + b'"')
     assert closed_with(events) == codes.DISCONNECT_SLOW
     assert core.data_to_send() == []
+
+
+def test_a_server_side_subscription_cancelled_during_connect_is_left_out_and_undone() -> None:
+    """unsubscribe() while the connect is with the shell drops that channel from the connect reply."""
+    core = new()
+    [request] = core.receive(json.dumps({"connect": {"token": token(channels=["news:x"])}, "id": 1}),
+                             NOW)
+    assert isinstance(request, ConnectRequest)
+    assert core.unsubscribe("news:x") == []
+    [undo] = core.reply_connect(request, ConnectResult(), NOW)
+    assert isinstance(undo, Unsubscribed) and undo.channel == "news:x"
+    assert "subs" not in lines(core)[0]["connect"]
+    assert core.channels == frozenset()

@@ -195,6 +195,11 @@ class HubProtocol:
         self._presence_due = 0.0
 
     @property
+    def channels(self) -> frozenset[str]:
+        """Return the channels the client is subscribed to now (not those being set up)."""
+        return frozenset(c for c, sub in self._subs.items() if not sub.pending)
+
+    @property
     def closed(self) -> bool:
         """Return whether the connection is over (see :attr:`close_reason`)."""
         return self.state is State.CLOSED
@@ -400,13 +405,19 @@ class HubProtocol:
                     for r in request.subscriptions]
         subs_body: dict[str, Any] = {}
         events: list[Event] = []
+        live: list[_Sub] = []
         for sub_request in request.subscriptions:
-            sub = self._subs[sub_request.channel]
+            sub = self._subs.get(sub_request.channel)
+            if sub is None or sub.request is not sub_request:
+                # Unsubscribed server-side while the connect was with the shell.
+                events.append(_unsubscribed(_Sub(sub_request), None))
+                continue
             outcome = self._complete(sub, result.subscriptions.get(sub.channel, SubscribeResult()),
                                      now)
             if isinstance(outcome, ClientError):
                 return self._finish(self._refuse_connect(cmd_id, request, outcome))
             subs_body[sub.channel] = outcome
+            live.append(sub)
         body: dict[str, Any] = {"client": self.client_id}
         if self._server_version:
             body["version"] = self._server_version
@@ -433,8 +444,8 @@ class HubProtocol:
             self._next_ping = now + client.ping_interval
         if client.presence_update_interval:
             self._presence_due = now + client.presence_update_interval
-        for sub_request in request.subscriptions:
-            events += self._go_live(self._subs[sub_request.channel], now)
+        for sub in live:
+            events += self._go_live(sub, now)
         held, self._held = self._held, []
         for command in held:
             if self.closed:
@@ -687,8 +698,7 @@ class HubProtocol:
                         undo: bool = True) -> list[Event]:
         events: list[Event] = []
         if undo:
-            events = [_unsubscribed(self._subs[r.channel], None) for r in request.subscriptions
-                      if r.channel in self._subs]
+            events = [_unsubscribed(self._sub_for(r), None) for r in request.subscriptions]
         self._connect = None
         self._held.clear()
         return events + self._connect_error(cmd_id, error, "refused by the server")
