@@ -941,3 +941,13 @@ def test_a_server_side_subscription_cancelled_during_connect_is_left_out_and_und
     assert isinstance(undo, Unsubscribed) and undo.channel == "news:x"
     assert "subs" not in lines(core)[0]["connect"]
     assert core.channels == frozenset()
+
+
+def test_protobuf_handshakes_are_recognised() -> None:
+    """Centrifugo's three ways of asking for Protobuf are spotted, so the shell can answer 3506."""
+    from wsviews.hub.protocol import wants_protobuf
+
+    assert wants_protobuf("format=protobuf") and wants_protobuf("a=1&cf_protocol=protobuf")
+    assert wants_protobuf("", ["centrifuge-protobuf"])
+    assert not wants_protobuf("format=json") and not wants_protobuf("", ["centrifuge-json"])
+    assert not codes.DISCONNECT_INAPPROPRIATE_PROTOCOL.reconnect

@@ -47,10 +47,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 from . import access, codes
 from . import commands as wire
@@ -91,7 +92,7 @@ from .records import ClientInfo, HistoryResult, PresenceStats, Publication, Stre
 from .recovery import Next, next_publication, recover, unrecoverable_history
 from .tokens import InvalidToken, TokenExpired, TokenSubscription, TokenVerifier
 
-__all__ = ["HubProtocol", "State", "Verifiers"]
+__all__ = ["HubProtocol", "State", "Verifiers", "wants_protobuf"]
 
 logger = logging.getLogger("wsviews.hub")
 
@@ -105,6 +106,20 @@ _ZERO = StreamPosition(0, "")
 _TOKEN: Literal["token"] = "token"
 _SESSION: Literal["session"] = "session"
 _ANONYMOUS: Literal["anonymous"] = "anonymous"
+
+
+def wants_protobuf(query_string: str, subprotocols: Sequence[str] = ()) -> bool:
+    """Return whether a handshake asks for the Protobuf codec, which this hub does not speak.
+
+    Centrifugo switches to Protobuf on ``?format=protobuf``,
+    ``?cf_protocol=protobuf`` or the ``centrifuge-protobuf`` subprotocol; the
+    shell should accept such a socket and close it at once with
+    :data:`~wsviews.hub.codes.DISCONNECT_INAPPROPRIATE_PROTOCOL` (3506, the
+    SDK does not reconnect), rather than let binary frames fail as bad requests.
+    """
+    query = parse_qs(query_string)
+    return ("protobuf" in query.get("format", ()) or "protobuf" in query.get("cf_protocol", ())
+            or "centrifuge-protobuf" in subprotocols)
 
 
 class State(Enum):
@@ -184,7 +199,6 @@ class HubProtocol:
         self._expire_at = 0
         self._subs: dict[str, _Sub] = {}
         self._pending: dict[Request, int] = {}      # request -> command id (0: none to answer)
-        self._connect: ConnectRequest | None = None
         self._held: list[wire.Command] = []
         self._out: list[str] = []
         self._out_size = 0
@@ -355,7 +369,7 @@ class HubProtocol:
         namespace = self.config.channel.options(channel)
         if namespace is None:
             return []
-        request = self._server_request(channel, namespace, options or _forced(namespace), None)
+        request = self._server_request(channel, options or _forced(namespace), None)
         self._subs[channel] = _Sub(request)
         self._pending[request] = 0
         return [request]
@@ -439,7 +453,6 @@ class HubProtocol:
             body["time"] = int(now * 1000)
         self._send(encode_reply(cmd_id, "connect", body))
         self.state = State.CONNECTED
-        self._connect = None
         if client.ping_interval:
             self._next_ping = now + client.ping_interval
         if client.presence_update_interval:
@@ -464,7 +477,8 @@ class HubProtocol:
         outcome = self._complete(sub, result, now)
         if isinstance(outcome, ClientError):
             del self._subs[sub.channel]
-            self._reply_error(cmd_id, outcome, f"subscribe {sub.channel!r}")
+            if cmd_id:
+                self._reply_error(cmd_id, outcome, f"subscribe {sub.channel!r}")
             return self._finish([_unsubscribed(sub, None)])
         if cmd_id:
             self._send(encode_reply(cmd_id, "subscribe", outcome))
@@ -656,17 +670,17 @@ class HubProtocol:
             options = _forced(namespace, token_sub)
             since = (StreamPosition(hint.offset, hint.epoch)
                      if hint is not None and hint.recover and options.recoverable else None)
-            request = self._server_request(channel, namespace, options, since)
-            self._subs[channel] = _Sub(request, recover=bool(hint and hint.recover),
+            sub_request = self._server_request(channel, options, since)
+            self._subs[channel] = _Sub(sub_request, recover=bool(hint and hint.recover),
                                        from_token=channel in from_token)
-            requests.append(request)
-        self._connect = ConnectRequest(
+            requests.append(sub_request)
+        request = ConnectRequest(
             user=user, source=source, expire_at=expire_at, info=self._info,
             meta=meta, data=command.data, name=command.name, version=command.version,
             headers=command.headers, subscriptions=tuple(requests))
         self.state = State.AUTHENTICATING
-        self._pending[self._connect] = command.id
-        return [self._connect]
+        self._pending[request] = command.id
+        return [request]
 
     def _allowed_server_channel(self, channel: str) -> bool | None:
         """Return whether a client may ask for ``channel`` server-side; None: undeclared."""
@@ -679,9 +693,8 @@ class HubProtocol:
             return False
         return access.may_subscribe(self.config, namespace, channel, self.user)
 
-    def _server_request(self, channel: str, namespace: ChannelOptions,
-                        options: SubscriptionOptions, since: StreamPosition | None
-                        ) -> SubscribeRequest:
+    def _server_request(self, channel: str, options: SubscriptionOptions,
+                        since: StreamPosition | None) -> SubscribeRequest:
         return SubscribeRequest(
             channel=channel, options=options, info=self._client_info(options.channel_info),
             since=since, limit=self.config.client.recovery_max_publication_limit,
@@ -699,7 +712,6 @@ class HubProtocol:
         events: list[Event] = []
         if undo:
             events = [_unsubscribed(self._sub_for(r), None) for r in request.subscriptions]
-        self._connect = None
         self._held.clear()
         return events + self._connect_error(cmd_id, error, "refused by the server")
 
