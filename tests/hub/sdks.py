@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,13 @@ CENTRIFUGE_PYTHON = "centrifuge-python==0.7.0"
 
 
 def _cache(config: pytest.Config, name: str) -> Path:
-    return Path(config.cache.mkdir(name)) if config.cache is not None else Path("/tmp") / name
+    """Return pytest's cache directory for ``name`` (a temp directory without the cache plugin)."""
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        return Path(cache.mkdir(name))
+    where = Path(tempfile.gettempdir()) / name
+    where.mkdir(exist_ok=True)
+    return where
 
 
 def centrifuge_js(config: pytest.Config) -> Path:
