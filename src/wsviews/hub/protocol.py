@@ -979,8 +979,6 @@ class HubProtocol:
                 recovered, publications = outcome.recovered, outcome.publications
                 if recovered:
                     offset = since.offset
-            elif sub.recover and sub.reject_unrecovered and options.recoverable:
-                return codes.ERROR_UNRECOVERABLE_POSITION
             if options.recoverable:
                 body["recoverable"] = True
             if top.epoch:
