@@ -1,0 +1,1 @@
+"""The realtime hub: the Centrifugal client protocol served from Django."""
