@@ -35,6 +35,7 @@ def pubs(*offsets: int) -> list[Publication]:
         (StreamPosition(3, E), pubs(5, 6), 6, False),      # the window starts after the gap
         (StreamPosition(3, E), pubs(4, 5), 6, False),      # cut short (a limit)
         (StreamPosition(3, E), pubs(4, 6), 6, False),      # a hole
+        (StreamPosition(3, E), pubs(3, 4, 5), 6, False),   # a read off by one
         (StreamPosition(3, E), [], 6, False),              # history expired, position kept
         (StreamPosition(9, E), [], 6, False),              # from the future
         (StreamPosition(3, "other"), pubs(4, 5, 6), 6, False),

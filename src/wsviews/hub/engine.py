@@ -159,10 +159,10 @@ def recovery_outcome(since: StreamPosition, history: HistoryResult) -> Recovery:
         return Recovery([], position, False)
     if not publications:
         return Recovery([], position, position.offset == since.offset)
-    # Offsets in a read increase strictly, so the right ends and count mean no gap.
+    # Offsets in a read increase strictly and never pass the top: starting at
+    # since + 1 with one publication per offset up to the top means no gap.
     complete = (
         publications[0].offset == since.offset + 1
-        and publications[-1].offset == position.offset
         and len(publications) == position.offset - since.offset
     )
     return Recovery(publications if complete else [], position, complete)
