@@ -294,19 +294,20 @@ async def test_presence_after_a_crowd_expired_is_exact() -> None:
     async with redis_hub(presence_ttl=0.3) as hub:
         short = hub.engine
         long_lived = RedisEngine(hub.runner, prefix=hub.prefix, presence_ttl=60)
+        await long_lived.add_presence("crowd", "live", info("live", "zed", b'{"x":1}'))
         crowd = {f"c{n}": info(f"c{n}", f"u{n % 700}") for n in range(2500)}
         await short.refresh_presence("crowd", crowd)
+        keys = hub.redis_engine.schema.presence(group_for_channel("crowd"))
+        # The short ttl did not shorten the keys' lives below the long one's entry.
+        assert all([await hub.admin.pttl(key) > 50_000 for key in keys])
         await asyncio.sleep(0.5)
-        await long_lived.add_presence("crowd", "live", info("live", "zed", b'{"x":1}'))
+        assert await hub.admin.hlen(keys[0]) == 2501
         assert await long_lived.presence("crowd") == {"live": ClientInfo("live", "zed", b'{"x":1}', None)}
         assert (await long_lived.presence_stats("crowd")).num_clients == 1
         for _ in range(3):
             stats = await long_lived.presence_stats("crowd")
         assert stats == PresenceStats(1, 1)
-        presence_hash, expiry, users = hub.redis_engine.schema.presence(
-            group_for_channel("crowd")
-        )
-        assert await hub.admin.hlen(presence_hash) == 1 and await hub.admin.zcard(expiry) == 1
+        assert await hub.admin.hlen(keys[0]) == 1 and await hub.admin.zcard(keys[1]) == 1
 
 
 async def test_presence_info_is_stored_compactly(hub: RedisHub) -> None:

@@ -203,7 +203,7 @@ end
 """
 
 # KEYS presence, expiry, users; ARGV ttl_ms, then client id, entry pairs.
-# Add or refresh clients; reset the TTL of the three keys.
+# Add or refresh clients; the three keys live at least ttl_ms more.
 UPSERT_PRESENCE = _PRESENCE + """
 local now = now_ms()
 drop_expired(now)
@@ -221,7 +221,11 @@ for i = 2, #ARGV, 2 do
   redis.call('HSET', KEYS[1], client, entry)
   redis.call('ZADD', KEYS[2], deadline, client)
 end
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+-- Only ever extend the keys' TTL: a process with a shorter presence_ttl must
+-- not make the keys expire before the entries of one with a longer one.
+for i = 1, 3 do
+  if redis.call('PTTL', KEYS[i]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+end
 return 1
 """
 
