@@ -171,3 +171,13 @@ def test_history_meta_ttl_must_be_positive() -> None:
     """A zero history_meta_ttl is refused with the fix named."""
     with pytest.raises(ValueError, match="history_meta_ttl must be > 0"):
         MemoryEngine(lambda c, p: None, history_meta_ttl=0)
+
+
+async def test_the_position_outlives_a_long_history_ttl(hub: MemoryHub) -> None:
+    """history_ttl above history_meta_ttl: the position lives as long as the publications."""
+    ttl = hub.unit * hub.meta_ttl_units * 3
+    position = await hub.engine.publish("long", b"1", history_size=5, history_ttl=ttl)
+    await hub.elapse(hub.meta_ttl_units * 2)
+    hub.engine.sweep()
+    history = await hub.engine.history("long")
+    assert history.position == position and len(history.publications) == 1

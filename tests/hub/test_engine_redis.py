@@ -331,3 +331,12 @@ def test_ttls_must_be_positive() -> None:
         RedisEngine(runner, presence_ttl=0)
     with pytest.raises(ValueError, match="history_meta_ttl must be > 0"):
         RedisEngine(runner, history_meta_ttl=-1)
+
+
+async def test_the_position_outlives_a_long_history_ttl(hub: RedisHub) -> None:
+    """history_ttl above history_meta_ttl: the meta lives as long as the stream, never shorter."""
+    await hub.engine.publish("long", b"1", history_size=5, history_ttl=100)
+    schema = hub.redis_engine.schema
+    group = group_for_channel("long")
+    assert hub.redis_engine.history_meta_ttl < 100
+    assert await hub.admin.pttl(schema.meta(group)) >= await hub.admin.pttl(schema.stream(group)) > 99_000
