@@ -227,7 +227,7 @@ async def test_recover_sends_no_entries_when_it_cannot_recover(hub: RedisHub) ->
     async def entries(offset: int, epoch: str, limit: int = -1) -> int:
         args = [offset, epoch, limit, 60000, "x", offset + 1]
         reply = await hub.runner.run_script(group, lua.RECOVER, keys, args)
-        return len(reply[2]) if len(reply) > 2 else -1
+        return (len(reply) - 2) // 2 if len(reply) > 2 else -1
 
     assert await entries(5, top.epoch) == -1            # before the window
     assert await entries(25, "other") == -1             # another epoch

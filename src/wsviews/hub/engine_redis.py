@@ -87,29 +87,27 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _pack_meta(info: ClientInfo | None, tags: Mapping[str, str] | None) -> bytes:
+def _stream_entry(data: bytes, info: ClientInfo | None, tags: Mapping[str, str] | None) -> bytes:
+    """Return a stream entry: ``<n>:``, n bytes of packed info and tags (0 if neither), the data."""
     if info is None and tags is None:
-        return b""
-    packed: bytes = msgpack.packb(
+        return b"0:" + data
+    packed = msgpack.packb(
         [None if info is None else list(info), None if tags is None else dict(tags)], use_bin_type=True
     )
-    return packed
+    return b"%d:%s%s" % (len(packed), packed, data)
 
 
-def _entry_publication(entry: Sequence[Any], epoch: str) -> Publication:
-    """Return the publication of a stream entry ``[id, [field, value, ...]]``."""
-    entry_id, fields = entry
-    data = b""
+def _entry_publication(entry_id: bytes, entry: bytes, epoch: str) -> Publication:
+    """Return the publication stored as ``entry`` under the stream id ``<offset>-0``."""
+    length, _, rest = entry.partition(b":")
     info: ClientInfo | None = None
     tags: dict[str, str] | None = None
-    for i in range(0, len(fields), 2):
-        name = fields[i]
-        if name == b"d":
-            data = fields[i + 1]
-        elif name == b"m":
-            packed_info, tags = msgpack.unpackb(fields[i + 1], raw=False)
-            info = None if packed_info is None else ClientInfo(*packed_info)
-    return Publication(int(entry_id.partition(b"-")[0]), epoch, data, info, tags)
+    n = int(length)
+    if n:
+        packed_info, tags = msgpack.unpackb(rest[:n], raw=False)
+        info = None if packed_info is None else ClientInfo(*packed_info)
+        rest = rest[n:]
+    return Publication(int(entry_id.partition(b"-")[0]), epoch, rest, info, tags)
 
 
 def _presence_entry(info: ClientInfo) -> bytes:
@@ -194,7 +192,7 @@ class RedisEngine(Engine):
             return None
         keys = [self.schema.stream(group), self.schema.meta(group)]
         args: list[Any] = [
-            data, _pack_meta(info, tags), history_size, _ms(history_ttl),
+            _stream_entry(data, info, tags), history_size, _ms(history_ttl),
             max(self._meta_ttl_ms, _ms(history_ttl)), new_epoch(),
         ]
         if idempotency_key is not None:
@@ -255,9 +253,13 @@ class RedisEngine(Engine):
 
     @staticmethod
     def _history_result(reply: Sequence[Any]) -> HistoryResult:
-        position = StreamPosition(int(reply[0]), _text(reply[1]))
-        entries = reply[2] if len(reply) > 2 else ()
-        return HistoryResult([_entry_publication(e, position.epoch) for e in entries], position)
+        """Return the result of a flat script reply ``[top, epoch, id, entry, id, entry, ...]``."""
+        epoch = _text(reply[1])
+        publications = [
+            _entry_publication(entry_id, entry, epoch)
+            for entry_id, entry in zip(reply[2::2], reply[3::2], strict=True)
+        ]
+        return HistoryResult(publications, StreamPosition(int(reply[0]), epoch))
 
     async def remove_history(self, channel: str) -> None:
         group = group_for_channel(channel)

@@ -9,7 +9,8 @@ runs on the shard that publishes to the group. Every key has a TTL.
 key                             type    what                                        TTL, reset by
 ==============================  ======  ==========================================  ====================
 ``P:hub:stream:{G}``            stream  publications: entry id ``<offset>-0``,      history_ttl:
-                                        fields ``d`` (data), ``m`` (info, tags)     each publish
+                                        field ``p``: ``<n>:``, n bytes of packed    each publish
+                                        info and tags, then the data
 ``P:hub:meta:{G}``              hash    ``e`` epoch, ``s`` top offset               history_meta_ttl:
                                                                                     each publish, read
 ``P:hub:result:{G}:KEY``        string  ``offset:epoch`` of an idempotent publish   idempotent_result_ttl
@@ -56,8 +57,8 @@ class HubSchema:
 
 # Publish with history, run by the layer's group_send_scripted.
 # KEYS stream, meta[, result]
-# ARGV topic, envelope, data, meta_field, history_size, history_ttl_ms,
-#      meta_ttl_ms, new_epoch[, result_ttl_ms]
+# ARGV topic, envelope, entry, history_size, history_ttl_ms, meta_ttl_ms,
+#      new_epoch[, result_ttl_ms]
 # The offset and the append, the PUBLISH stamped with the position, and the
 # idempotent result are one step: live delivery and history never disagree.
 # Return "offset:epoch".
@@ -68,25 +69,21 @@ if KEYS[3] then
 end
 local epoch = redis.call('HGET', KEYS[2], 'e')
 if not epoch then
-  epoch = ARGV[8]
+  epoch = ARGV[7]
   redis.call('HSET', KEYS[2], 'e', epoch)
 end
 -- %d: Lua's default number format turns large integers into 1e+15.
 local offset = string.format('%d', redis.call('HINCRBY', KEYS[2], 's', 1))
-redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
 if offset == '1' then
   -- A new stream: entries left under the key belong to a lost epoch.
   redis.call('DEL', KEYS[1])
 end
-if ARGV[4] == '' then
-  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], offset, 'd', ARGV[3])
-else
-  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], offset, 'd', ARGV[3], 'm', ARGV[4])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], offset, 'p', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local position = offset .. ':' .. epoch
 redis.call('PUBLISH', ARGV[1], '\\0' .. position .. ':' .. ARGV[2])
-if KEYS[3] then redis.call('SET', KEYS[3], position, 'PX', ARGV[9]) end
+if KEYS[3] then redis.call('SET', KEYS[3], position, 'PX', ARGV[8]) end
 return position
 """
 
@@ -122,11 +119,21 @@ local function position(stream, meta, meta_ttl, new_epoch)
   redis.call('PEXPIRE', meta, meta_ttl)
   return epoch, top or '0'
 end
+-- Replies are flat, {top, epoch, id, entry, id, entry, ...}: a client parses
+-- two values per publication instead of five nested ones.
+local function reply(top, epoch, entries)
+  local flat = {top, epoch}
+  for i = 1, #entries do
+    flat[#flat + 1] = entries[i][1]
+    flat[#flat + 1] = entries[i][2][2]
+  end
+  return flat
+end
 """
 
 # KEYS stream, meta; ARGV direction ('f', 'r', or 'p': position only),
 # bound (first id forward, last id reverse), count (-1: all), meta_ttl_ms, new_epoch.
-# Return {top, epoch[, entries]}.
+# Return {top, epoch, id, entry, ...}.
 HISTORY = _POSITION + """
 local epoch, top = position(KEYS[1], KEYS[2], ARGV[4], ARGV[5])
 if ARGV[1] == 'p' then return {top, epoch} end
@@ -143,7 +150,7 @@ elseif count < 0 then
 else
   entries = redis.call('XREVRANGE', KEYS[1], ARGV[2], '-', 'COUNT', count)
 end
-return {top, epoch, entries}
+return reply(top, epoch, entries)
 """
 
 # KEYS stream, meta; ARGV since_offset, since_epoch, limit (-1: none),
@@ -151,7 +158,7 @@ return {top, epoch, entries}
 # Send the entries only when they can recover the client: same epoch, the gap
 # within the limit, and its first offset still in the stream (entries are
 # contiguous, so then all of them are). The caller decides from what it gets.
-# Return {top, epoch[, entries]}.
+# Return {top, epoch, id, entry, ...}.
 RECOVER = _POSITION + """
 local epoch, top = position(KEYS[1], KEYS[2], ARGV[4], ARGV[5])
 if epoch ~= ARGV[2] then return {top, epoch} end
@@ -160,7 +167,7 @@ if missed <= 0 then return {top, epoch} end
 local limit = tonumber(ARGV[3])
 if limit >= 0 and missed > limit then return {top, epoch} end
 if #redis.call('XRANGE', KEYS[1], ARGV[6], ARGV[6]) == 0 then return {top, epoch} end
-return {top, epoch, redis.call('XRANGE', KEYS[1], ARGV[6], '+')}
+return reply(top, epoch, redis.call('XRANGE', KEYS[1], ARGV[6], '+'))
 """
 
 # KEYS stream. Drop the publications; the meta (position) stays.
