@@ -5,6 +5,7 @@ script only touches keys under a random prefix and deletes them after)::
 
     .venv/bin/python bench/hub_engine.py --redis redis://127.0.0.1:6379
     .venv/bin/python bench/hub_engine.py --quick
+    .venv/bin/python bench/hub_engine.py --instructions   # memory engine, callgrind (~1 minute)
 
 Each case publishes a 100-byte JSON payload to one channel, PUBLISHES
 times per round, ROUNDS rounds with the cases interleaved so that they share
@@ -19,9 +20,13 @@ the machine's noise; the median round is reported. Cases:
   and CONCURRENCY at once (throughput-bound);
 * ``redis recover``: one recover of 50 missed publications.
 
-Columns: publishes per second; this process's CPU per publish; Redis' CPU per
-publish (``used_cpu_user + used_cpu_sys`` from ``INFO cpu``); the ratio to
-the history-off case of the same engine and concurrency.
+Columns: publishes per second; this process's CPU per publish (the
+publisher and, for Redis, the subscriber draining, both in this process);
+Redis' CPU per publish (``used_cpu_user + used_cpu_sys`` from ``INFO cpu``);
+the ratio to the history-off case of the same engine and concurrency.
+
+``--instructions`` gives repeatable numbers for the memory engine: callgrind
+instructions of 11,000 publishes minus those of 1,000, divided by 10,000.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ import asyncio
 import hashlib
 import os
 import platform
+import re
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -203,7 +210,8 @@ def report(results: list[tuple[str, tuple[float, float, float]]], args: argparse
         f"{args.memory_publishes} memory / {args.redis_publishes} Redis publishes per round; "
         f"payload {len(PAYLOAD)} bytes; history_size {HISTORY['history_size']}.",
         "",
-        "| case | per second | our CPU µs each | Redis CPU µs each | vs history off (per second) |",
+        "| case | per second | our CPU µs each (publisher + subscriber) | Redis CPU µs each "
+        "| vs history off (per second) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, (rate, ours, theirs) in results:
@@ -211,6 +219,36 @@ def report(results: list[tuple[str, tuple[float, float, float]]], args: argparse
         ratio = f"{rate / base[0]:.2f}×" if base else ""
         redis_cpu_text = f"{theirs:.1f}" if name.startswith("redis") else ""
         lines.append(f"| {name} | {rate:,.0f} | {ours:.1f} | {redis_cpu_text} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+async def memory_loop(count: int, mode: str) -> None:
+    """Publish ``count`` times to a memory engine (``mode`` on/off), or await an empty coroutine (empty)."""
+    engine = MemoryEngine(lambda channel, publication: None)
+    options = HISTORY if mode == "on" else NO_HISTORY
+
+    async def empty(channel: str, data: bytes, **options: Any) -> None:
+        return None
+
+    publish = empty if mode == "empty" else engine.publish
+    for _ in range(count):
+        await publish("c", PAYLOAD, **options)
+
+
+def instructions() -> str:
+    """Return callgrind instructions per memory publish: (11,000 run - 1,000 run) / 10,000."""
+    lines = ["| memory engine, one publish | instructions |", "| --- | ---: |"]
+    names = {"empty": "await of an empty coroutine (reference)", "off": "history off", "on": "history on"}
+    for mode, name in names.items():
+        counts = []
+        for count in (1000, 11000):
+            out = subprocess.run(
+                ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                 __file__, "--memory-loop", str(count), mode],
+                capture_output=True, text=True, check=True, timeout=300,
+            ).stderr
+            counts.append(int(re.search(r"Collected : (\d+)", out).group(1)))  # type: ignore[union-attr]
+        lines.append(f"| {name} | {(counts[1] - counts[0]) / 10000:,.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -223,7 +261,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--quick", action="store_true", help="1 round, fewer publishes (a smoke run)")
     parser.add_argument("--write", action="store_true", help="also write bench/results/hub-engine-<date>.md")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count callgrind instructions per memory publish instead")
+    parser.add_argument("--memory-loop", nargs=2, metavar=("COUNT", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_loop:
+        asyncio.run(memory_loop(int(args.memory_loop[0]), args.memory_loop[1]))
+        return
+    if args.instructions:
+        print(instructions())
+        return
     if args.quick:
         args.rounds, args.memory_publishes, args.redis_publishes = 1, 2000, 400
     text = report(asyncio.run(run(args)), args)
