@@ -260,7 +260,7 @@ async def test_a_restarted_redis_makes_new_epochs(tmp_path: Path) -> None:
 
 async def test_the_presence_of_a_process_that_stops_refreshing_vanishes_within_the_ttl() -> None:
     """A live process keeps its clients by refreshing every ttl/3; a dead one's vanish after the ttl."""
-    ttl = 1.0
+    ttl = 1.5
     async with redis_hub(presence_ttl=ttl) as hub:
         alive, dead = await hub.processes(2)
         live_clients = {"a1": info("a1", "alice"), "a2": info("a2", "alice")}
