@@ -6,6 +6,7 @@ Loaded with ``pytest_plugins = ["html_pages"]`` (browser tests add
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -77,15 +78,17 @@ def start_live_example(port: int, log_path: Path, db: Path, env: dict[str, str] 
 
 
 @pytest.fixture
-def live_servers(
-    example_db: Path, tmp_path: Path, browser_packages: None
-) -> Iterator[Callable[..., Server]]:
-    """Start the example on a port (again, after a stop, if a test likes); stop them all after the test."""
+def live_servers(tmp_path: Path, _database: None, browser_packages: None) -> Iterator[Callable[..., Server]]:
+    """Start the example on a port (again, after a stop, if a test likes); stop them all after the test.
+
+    They share the test database, so the test can change rows with the ORM
+    while a server is down (or through a server's admin).
+    """
     started: list[Server] = []
 
     def start_(port: int | None = None, env: dict[str, str] | None = None) -> Server:
         server = start_live_example(port or free_port(), tmp_path / f"server-{len(started)}.log",
-                                    example_db, env)
+                                    Path(os.environ["DJANGO_DB"]), env)
         started.append(server)
         return server
 

@@ -104,3 +104,32 @@ urlpatterns = [
     path("html/items/create/", create_item),
     path("html/slow-items/", slow_items),
 ]
+
+
+@websocket
+async def listen(socket, group):
+    """Join ``group`` before accepting (a page seeing the socket open is in the group); stay open."""
+    await socket.join(group)
+    await socket.accept()
+    async for _ in socket:
+        pass
+
+
+def fragments_page(request, kind, group):
+    """A page with elements to swap, listening to ``group`` with htmx (kind "htmx") or Turbo."""
+    import uuid
+
+    from django.shortcuts import render
+
+    return render(request, f"html/fragments_{kind}.html", {"group": group, "render_id": uuid.uuid4().hex})
+
+
+def ready(request):
+    return HttpResponse('<span id="ready">ready</span>')
+
+
+urlpatterns += [
+    path("ws/html/listen/<slug:group>/", listen, name="html_listen"),
+    path("html/fragments/<slug:kind>/<slug:group>/", fragments_page),
+    path("html/ready/", ready),
+]

@@ -171,7 +171,7 @@ _WRAPPERS = {
     "optgroup": "select", "li": "ul", "dt": "dl", "dd": "dl",
 }
 _FIRST_TAG = re.compile(r"\A(?:\s|<!--.*?-->)*<([a-zA-Z][a-zA-Z0-9-]*)(?=[\s/>])", re.DOTALL)
-_HAS_OOB = re.compile(r"\A[^>]*\s(?:data-)?hx-swap-oob\s*=", re.IGNORECASE)
+_HAS_OOB = re.compile(r"[^>]*\s(?:data-)?hx-swap-oob\s*=", re.IGNORECASE)
 
 
 def css_id(element_id: str) -> str:
@@ -270,7 +270,7 @@ def refresh() -> SafeString:
     is closed with the old body and opened again by the new one, whose
     regions then re-fetch themselves as on any open.
     """
-    return format_html(
+    return mark_safe(
         '<div hx-swap-oob="beforeend:body"><div hidden hx-get="" hx-trigger="load" '
         'hx-target="body" hx-swap="innerHTML"></div></div>'
     )

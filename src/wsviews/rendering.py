@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 TemplateName = str | Sequence[str]
 Context = Mapping[str, Any]
 
-# What Django's csrf context processor yields when there is no token; the
-# {% csrf_token %} tag then renders nothing.
-_NO_CSRF_TOKEN = "NOTPROVIDED"
+# No token: {% csrf_token %} renders nothing (with DEBUG, Django warns once). Not
+# Django's "NOTPROVIDED" sentinel, which the tag fails to render on Django 6.
+_NO_CSRF_TOKEN = ""
 
 
 def render_html(
