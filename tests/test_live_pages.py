@@ -159,6 +159,25 @@ def test_htmx_chat_shows_what_it_missed_while_disconnected(
         ["anonymous: before", "shell: one", "shell: two", "shell: three", "anonymous: after"])
 
 
+def test_htmx_chat_message_during_the_refetch_is_not_lost(
+    live_servers: StartServer, open_page: OpenPage
+) -> None:
+    """A message that arrives while the list's re-fetch (read before it) is under way shows after it."""
+    server = live_servers(env={"WSVIEWS_TEST_SLOW_REGION": "2"})
+    room = unique("lobby")
+    page = open_page(f"{server.http}/htmx-chat/{room}/")
+    wait_for_log(server, f'"WebSocket /ws/htmx-chat/{room}/" [accepted]')
+    time.sleep(0.5)  # the re-fetch has read the (empty) room and waits to answer
+    orm(Message.objects.create, room=room, author="shell", text="unseen")  # no broadcast from here
+    send(page, "during the re-fetch")
+    wait_for_log(server, f"GET /html/slow-messages/{room}/", 1)  # the stale list is answered
+    expect(chat_lines(page)).to_have_text(["shell: unseen", "anonymous: during the re-fetch"])
+    wait_for_log(server, f"GET /html/slow-messages/{room}/", 2)  # one more re-fetch, no more
+    page.wait_for_timeout(2500)
+    assert server.log().count(f"GET /html/slow-messages/{room}/") == 2
+    expect(chat_lines(page)).to_have_text(["shell: unseen", "anonymous: during the re-fetch"])
+
+
 # The Turbo list
 
 

@@ -2,6 +2,7 @@
 render for a socket, echo what htmx sent, and change the example's models in a transaction."""
 
 import asyncio
+import os
 import time
 
 from asgiref.sync import sync_to_async
@@ -128,8 +129,18 @@ def ready(request):
     return HttpResponse('<span id="ready">ready</span>')
 
 
+async def slow_chat_messages(request, room):
+    """The chat's message list, read at once and answered after WSVIEWS_TEST_SLOW_REGION s."""
+    response = await sync_to_async(live.htmx_chat_messages)(request, room)
+    await asyncio.sleep(float(os.environ.get("WSVIEWS_TEST_SLOW_REGION", "0")))
+    return response
+
+
 urlpatterns += [
     path("ws/html/listen/<slug:group>/", listen, name="html_listen"),
     path("html/fragments/<slug:kind>/<slug:group>/", fragments_page),
     path("html/ready/", ready),
 ]
+if os.environ.get("WSVIEWS_TEST_SLOW_REGION"):
+    # Last, so that {% url 'htmx_chat_messages' %} reverses to it.
+    urlpatterns.append(path("html/slow-messages/<slug:room>/", slow_chat_messages, name="htmx_chat_messages"))

@@ -9,6 +9,8 @@
 
 After a socket (re)opens, each page re-fetches its list over HTTP, so what
 happened while it was disconnected shows up (docs/html.md, "Reconnects").
+The sockets join their groups before accepting, so that re-fetch cannot miss
+a change made between the two.
 """
 
 from django import forms
