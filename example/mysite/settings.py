@@ -88,3 +88,12 @@ USE_TZ = True
 
 STATIC_URL = 'static/'
 DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'
+
+# wsviews: htmx, its websocket extension and Turbo come from npm (scripts/demo
+# runs `npm install` at the repository root) and are served from node_modules.
+NODE_MODULES = BASE_DIR.parent / 'node_modules'
+STATICFILES_DIRS = [
+    ('htmx', NODE_MODULES / 'htmx.org' / 'dist'),
+    ('htmx-ext-ws', NODE_MODULES / 'htmx-ext-ws' / 'dist'),
+    ('turbo', NODE_MODULES / '@hotwired' / 'turbo' / 'dist'),
+]

@@ -26,3 +26,15 @@ urlpatterns += [
 
 # Serve static files (the JS client) under uvicorn too, as runserver does when DEBUG is on.
 urlpatterns += staticfiles_urlpatterns()
+
+# wsviews: live Django templates over websockets, for htmx and Turbo.
+from myapp import live
+from wsviews.turbo import turbo_streams
+
+urlpatterns += [
+    path('ws/turbo-streams/', turbo_streams, name='turbo_streams'),
+    path('items/', live.item_list, name='item_list'),
+    path('htmx-chat/<slug:room>/', live.htmx_chat_room, name='htmx_chat_room'),
+    path('htmx-chat/<slug:room>/messages/', live.htmx_chat_messages, name='htmx_chat_messages'),
+    path('ws/htmx-chat/<slug:room>/', live.htmx_chat, name='htmx_chat'),
+]
