@@ -17,8 +17,6 @@ from django import forms
 from django.shortcuts import render
 
 from wsviews import websocket
-from wsviews.htmx import receive_htmx
-from wsviews.rendering import send_html
 
 from .models import Item, Message, chat_group
 from .sockets import MAX_TEXT, username
@@ -58,13 +56,13 @@ async def htmx_chat(socket, room):
     await socket.join(chat_group(room))
     await socket.accept()
     while True:  # receive_htmx() raises WebSocketDisconnect when the page leaves
-        message = await receive_htmx(socket)
+        message = await socket.receive_htmx()
         form = MessageForm(message.data)
         if form.is_valid():
             await Message.objects.acreate(room=room, author=username(socket.user),
                                           text=form.cleaned_data["text"])
             form = MessageForm()
-        await send_html(socket, "myapp/live/message_form.html", {"form": form})
+        await socket.send_html("myapp/live/message_form.html", {"form": form})
 
 
 def item_list(request):

@@ -7,7 +7,7 @@ import enum
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
@@ -17,6 +17,9 @@ from . import encoding
 from .handshake import INTERNAL_ERROR, refuse
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .htmx import HtmxMessage
 
 logger = logging.getLogger("wsviews")
 
@@ -276,6 +279,18 @@ class WebSocket:
     async def send_json(self, obj: Any) -> None:
         """Send ``obj`` encoded as JSON in a text frame."""
         await self.send(encoding.dumps(obj))
+
+    async def send_html(self, template_name: str, context: dict[str, Any] | None = None) -> None:
+        """Render ``template_name`` for this socket's user and request, and send the HTML."""
+        from .rendering import send_html
+
+        await send_html(self, template_name, context)
+
+    async def receive_htmx(self) -> HtmxMessage:
+        """Return the next form the htmx websocket extension sent (data and htmx headers)."""
+        from .htmx import receive_htmx
+
+        return await receive_htmx(self)
 
     # Groups
 
