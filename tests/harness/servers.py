@@ -100,7 +100,8 @@ def process_env(
 ) -> dict[str, str]:
     """Return this process's environment without ``drop``, ``pythonpath`` first on
     ``PYTHONPATH``, unbuffered output, and ``env`` on top."""
-    merged = {key: value for key, value in os.environ.items() if key not in set(drop)}
+    dropped = set(drop)
+    merged = {key: value for key, value in os.environ.items() if key not in dropped}
     paths = [str(path) for path in pythonpath]
     if merged.get("PYTHONPATH"):
         paths.append(merged["PYTHONPATH"])
