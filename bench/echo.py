@@ -6,8 +6,9 @@ Run from the repository root::
     .venv/bin/python bench/echo.py --quick    # smoke run (~1 minute)
     .venv/bin/python bench/echo.py --python /path/to/py311/bin/python --python /path/to/py312/bin/python
 
-Every server is ``python -m uvicorn APP --ws websockets --log-level warning
---no-access-log --workers 1`` on a free loopback port, started by this script
+Every server is ``python -m uvicorn APP --ws websockets-sansio --log-level
+warning --no-access-log --workers 1`` on a free loopback port (``--ws``:
+the implementation wsviews' runserver uses), started by this script
 (``--python``, repeatable, picks the servers' interpreter: each needs wsviews
 and channels_redis installed). This process is the client for all of them
 (the ``websockets`` asyncio client, no compression, no keepalive pings), so
@@ -39,7 +40,6 @@ import datetime
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,13 +48,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
-from _process import cpu_seconds, free_port, raise_nofile, stop_process
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import (  # noqa: E402
+    REDIS_SERVER,
+    ROOT,
+    WS,
+    close_sockets,
+    free_port,
+    launch,
+    open_sockets,
+    process_env,
+    raise_nofile,
+    uvicorn_argv,
+)
+
 RESULTS = ROOT / "bench" / "results"
 PAYLOAD = '{"type":"chat.message","seq":12345,"text":"hello from the echo benchmark!"}'
 
@@ -89,7 +101,8 @@ TARGETS = [
         "(b) MyConsumer, plain Channels",
         "bench.apps.channels_asgi:application",
         "/ws/myapp/",
-        {"DJANGO_SETTINGS_MODULE": "bench.apps.channels_settings", "BENCH_LAYER": "redis"},
+        {"DJANGO_SETTINGS_MODULE": "bench.apps.channels_settings", "BENCH_LAYER": "redis",
+         "BENCH_REDIS_URL": REDIS_SERVER},
         "channels_redis",
     ),
     Target(
@@ -105,7 +118,7 @@ TARGETS = [
         "(c) MyConsumer, wsviews",
         "wsviews.asgi:application",
         "/ws/myapp/",
-        {"DJANGO_SETTINGS_MODULE": "mysite.settings", "REDIS_URL": "redis://localhost:6379"},
+        {"DJANGO_SETTINGS_MODULE": "mysite.settings", "REDIS_URL": REDIS_SERVER},
         "channels_redis",
     ),
     Target(
@@ -121,85 +134,63 @@ MEMORY_TARGETS = ["raw", "channels-memory", "wsviews-memory", "view"]
 
 
 class Server:
-    """A uvicorn subprocess serving one target with one interpreter."""
+    """A uvicorn subprocess serving one target with one interpreter (the harness's ``Server`` inside)."""
 
-    ws = "websockets"  # uvicorn's --ws implementation, the same for every server
+    ws = WS  # uvicorn's --ws implementation, the same for every server
     src: Path | None = None  # a directory holding a modified copy of wsviews to measure instead
-    extra_env: dict[str, str] = {}  # noqa: RUF012 - set by subclasses
+    extra_env: ClassVar[dict[str, str]] = {}  # set by subclasses
 
     def __init__(self, target: Target, python: str, workdir: Path) -> None:
         self.target = target
         self.python = python
         self.workdir = workdir
         self.port = free_port()
-        self.log_path = workdir / f"{target.key}-{Path(python).parent.parent.name}-{self.port}.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "PYTHONASYNCIODEBUG")}
-        env.update(
-            PYTHONPATH=os.pathsep.join(
-                [*([str(self.src)] if self.src else []), str(ROOT), str(ROOT / "example")]
-            ),
-            PYTHONUNBUFFERED="1",
-            DJANGO_DEBUG="0",
-            DJANGO_DB=str(workdir / "db.sqlite3"),
+        log_path = workdir / f"{target.key}-{Path(python).parent.parent.name}-{self.port}.log"
+        env = process_env(
+            {"DJANGO_DEBUG": "0", "DJANGO_DB": str(workdir / "db.sqlite3"), **target.env, **self.extra_env},
+            pythonpath=[*([self.src] if self.src else []), ROOT, ROOT / "example"],
+            drop=("REDIS_URL", "PYTHONASYNCIODEBUG"),
         )
-        env.update(target.env)
-        env.update(self.extra_env)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.command(),
-            cwd=ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=raise_nofile,
-        )
+        self.process = launch(self.command(), log_path, self.port, env, cwd=ROOT)
 
     def command(self) -> list[str]:
         """Return the server's argv: the same uvicorn options for every target."""
-        return [
-            self.python, "-m", "uvicorn", self.target.app, "--host", "127.0.0.1", "--port", str(self.port),
-            "--ws", self.ws, "--log-level", "warning", "--no-access-log", "--workers", "1",
-        ]  # fmt: skip
+        return uvicorn_argv(self.target.app, self.port, "--no-access-log", "--workers", "1",
+                            python=self.python, ws=self.ws, log_level="warning")  # fmt: skip
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}{self.target.path}"
+        return f"{self.process.ws}{self.target.path}"
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        return self.process.proc
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.target.key} exited {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"{self.target.key} not listening after {timeout}s:\n{self.log()}")
+        self.process.wait_listening(timeout)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.process.log()
 
     def errors(self) -> int:
+        """Return how many tracebacks the server has logged."""
         return self.log().count("Traceback")
 
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS")
+        return self.process.rss_kib()
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        return self.process.cpu_seconds()
 
     def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.target.key} died ({self.proc.returncode}):\n{self.log()}")
+        self.process.check_alive()
 
     def stop(self) -> None:
-        stop_process(self.proc)
-        self._log.close()
+        self.process.stop(timeout=15)  # a server under valgrind takes a while to shut down
 
 
 def start_all(targets: list[Target], python: str, workdir: Path) -> list[Server]:
+    """Start a server per target, then wait until all of them listen."""
     servers = [Server(t, python, workdir) for t in targets]
     try:
         for server in servers:
@@ -213,37 +204,20 @@ def start_all(targets: list[Target], python: str, workdir: Path) -> list[Server]
 
 # Client
 
-
-def _connect(url: str) -> Any:
-    return connect(
-        url,
-        compression=None,
-        ping_interval=None,
-        proxy=None,
-        open_timeout=30,
-        close_timeout=5,
-        max_queue=None,
-    )
+# The same client for every server: no compression (deflating would cost more than the code
+# being compared), no limit on queued frames; no keepalive pings and no proxy (harness defaults).
+CLIENT_OPTIONS: dict[str, Any] = {
+    "compression": None, "max_queue": None, "open_timeout": 30, "close_timeout": 5,
+}
 
 
-async def _open(url: str, count: int, batch: int = 200) -> list[ClientConnection]:
-    sockets: list[ClientConnection] = []
-    try:
-        for start in range(0, count, batch):
-            n = min(batch, count - start)
-            sockets += await asyncio.gather(*(_connect(url) for _ in range(n)))
-    except BaseException:
-        await _close(sockets)
-        raise
-    return sockets
+async def open_clients(url: str, count: int) -> list[ClientConnection]:
+    """Open ``count`` benchmark clients to ``url``, 200 handshakes at a time."""
+    return await open_sockets(url, count, **CLIENT_OPTIONS)
 
 
-async def _close(sockets: list[ClientConnection], batch: int = 500) -> None:
-    for start in range(0, len(sockets), batch):
-        await asyncio.gather(*(ws.close() for ws in sockets[start : start + batch]), return_exceptions=True)
-
-
-async def _ping_pong(ws: ClientConnection, messages: int) -> None:
+async def ping_pong(ws: ClientConnection, messages: int) -> None:
+    """Send PAYLOAD and await its echo, ``messages`` times."""
     for _ in range(messages):
         await ws.send(PAYLOAD)
         reply = await ws.recv()
@@ -278,13 +252,13 @@ class Throughput:
 
 async def echo_load(server: Server, sockets: int, messages: int, timeout: float = 180) -> Throughput:
     """Time S sockets x M round trips against ``server`` (handshakes not timed)."""
-    conns = await asyncio.wait_for(_open(server.url, sockets), 60)
+    conns = await asyncio.wait_for(open_clients(server.url, sockets), 60)
     try:
         cpu0, client0, t0 = server.cpu_seconds(), time.process_time(), time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(_ping_pong(ws, messages) for ws in conns)), timeout)
+        await asyncio.wait_for(asyncio.gather(*(ping_pong(ws, messages) for ws in conns)), timeout)
         t1, client1, cpu1 = time.perf_counter(), time.process_time(), server.cpu_seconds()
     finally:
-        await asyncio.wait_for(_close(conns), 60)
+        await asyncio.wait_for(close_sockets(conns), 60)
     return Throughput(sockets * messages, t1 - t0, cpu1 - cpu0, client1 - client0)
 
 
@@ -304,7 +278,7 @@ async def idle_memory(server: Server, count: int, settle: float = 2.0) -> Memory
     await echo_load(server, 20, 20)  # warm up: imports, pools, first-use caches
     await asyncio.sleep(settle)
     before = server.rss_kib()
-    conns = await asyncio.wait_for(_open(server.url, count), 600)
+    conns = await asyncio.wait_for(open_clients(server.url, count), 600)
     try:
         # Every socket is accepted (the client saw 101 + accept); let the loop go quiet.
         await asyncio.sleep(settle)
@@ -312,10 +286,10 @@ async def idle_memory(server: Server, count: int, settle: float = 2.0) -> Memory
         after = server.rss_kib()
         # Prove they are all alive: one round trip on a sample.
         await asyncio.wait_for(
-            asyncio.gather(*(_ping_pong(ws, 1) for ws in conns[:: max(1, count // 50)])), 30
+            asyncio.gather(*(ping_pong(ws, 1) for ws in conns[:: max(1, count // 50)])), 30
         )
     finally:
-        await asyncio.wait_for(_close(conns), 300)
+        await asyncio.wait_for(close_sockets(conns), 300)
     return Memory(count, before, after)
 
 
@@ -331,7 +305,8 @@ def interpreter_info(python: str) -> dict[str, str]:
         "'redis': redis.__version__}))"
     )
     out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, timeout=60)
-    return json.loads(out.stdout)
+    info: dict[str, str] = json.loads(out.stdout)
+    return info
 
 
 def source_state() -> str:
@@ -472,7 +447,7 @@ class Report:
         if not runs_a or not runs_b:
             return None
         return statistics.median(
-            getattr(x, attr) / getattr(y, attr) for x, y in zip(runs_a, runs_b, strict=True)
+            float(getattr(x, attr) / getattr(y, attr)) for x, y in zip(runs_a, runs_b, strict=True)
         )
 
     def best(self, py: str, a: str, b: str) -> float | None:
@@ -634,8 +609,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--skip-memory", action="store_true", help="throughput only")
     p.add_argument("--skip-throughput", action="store_true", help="idle memory only")
-    p.add_argument("--ws", default="websockets", choices=["websockets", "websockets-sansio", "wsproto"],
-                   help="uvicorn --ws implementation for every server (default websockets)")  # fmt: skip
+    p.add_argument("--ws", default=WS, choices=["websockets-sansio", "websockets", "wsproto"],
+                   help=f"uvicorn --ws implementation of every server (default {WS}, as runserver)")
     p.add_argument("--src", type=Path, help="directory with a modified copy of the wsviews package to serve")
     p.add_argument("--out", type=Path, help="results file (default bench/results/echo-<date>.md)")
     args = p.parse_args(argv)
@@ -647,11 +622,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def main_async(args: argparse.Namespace) -> Report:
-    import websockets
+    from websockets.version import version as websockets_version
 
     report = Report(args, datetime.datetime.now())
     report.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    report.client_websockets = websockets.__version__
+    report.client_websockets = websockets_version
     report.source = source_state()
     for py in args.pythons:
         report.infos[py] = interpreter_info(py)

@@ -1,11 +1,12 @@
 """Fan-out and point-to-point through a Redis channel layer: Channels vs wsviews vs raw ASGI.
 
-Run from the repository root (Redis on 127.0.0.1:6379 must be up)::
+Run from the repository root (Redis must be up: ``WSVIEWS_TEST_REDIS``, default
+``redis://127.0.0.1:6379``, as for the tests; database 11 is used)::
 
     .venv/bin/python bench/fanout.py            # full run (~10 minutes)
     .venv/bin/python bench/fanout.py --quick    # smoke run (~2 minutes)
 
-Servers (``uvicorn bench.fanout_apps:<app> --ws websockets``, one worker, loopback):
+Servers (``uvicorn bench.fanout_apps:<app> --ws websockets-sansio``, one worker, loopback):
 
 (a) plain Channels + channels_redis ``RedisChannelLayer``;
 (b) plain Channels + channels_redis ``RedisPubSubChannelLayer``;
@@ -51,9 +52,7 @@ import multiprocessing
 import os
 import platform
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,11 +64,21 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 
-from _process import cpu_seconds, free_port, raise_nofile, stop_process
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import (  # noqa: E402
+    REDIS_SERVER,
+    ROOT,
+    cpu_seconds,
+    free_port,
+    launch,
+    process_env,
+    raise_nofile,
+    uvicorn_argv,
+)
+
 RESULTS = ROOT / "bench" / "results"
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = f"{REDIS_SERVER}/11"
 PAD = "x" * 64  # a chat message's worth of text
 
 
@@ -97,52 +106,33 @@ SCENARIOS = {"fanout-1": 1, "fanout-2": 2, "p2p": 1}
 
 
 class Server:
-    """One uvicorn process serving a target."""
+    """One uvicorn process serving a target (the harness's ``Server`` inside), listening once made."""
 
     def __init__(self, target: Target, prefix: str, workdir: Path, python: str) -> None:
         self.target = target
-        self.port = free_port()
-        self.log_path = workdir / f"{target.key}-{self.port}.log"
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        env.update(
-            PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src")]),
-            PYTHONUNBUFFERED="1",
-            DJANGO_SETTINGS_MODULE="bench.fanout_apps",
-            FANOUT_LAYER=target.layer or "wsviews",
-            FANOUT_PREFIX=prefix,
-            FANOUT_REDIS=REDIS_URL,
+        port = free_port()
+        env = process_env(
+            {"DJANGO_SETTINGS_MODULE": "bench.fanout_apps", "FANOUT_LAYER": target.layer or "wsviews",
+             "FANOUT_PREFIX": prefix, "FANOUT_REDIS": REDIS_URL},
+            pythonpath=[ROOT, ROOT / "src"], drop=("REDIS_URL",),
         )
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [python, "-m", "uvicorn", target.app, "--host", "127.0.0.1",
-             "--port", str(self.port), "--ws", "websockets", "--log-level", "warning",
-             "--no-access-log", "--workers", "1"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            preexec_fn=raise_nofile,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{target.key} exited:\n{self.log()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port),
-                                                                        0.2):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{target.key} is not listening:\n{self.log()}")
-            time.sleep(0.05)
+        argv = uvicorn_argv(target.app, port, "--no-access-log", "--workers", "1", python=python,
+                            log_level="warning")
+        self.process = launch(argv, workdir / f"{target.key}-{port}.log", port, env, cwd=ROOT)
+        self.process.wait_listening(60)
+        self.log_path = self.process.log_path
 
     def url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
+        return f"{self.process.ws}{path}"
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.process.log()
 
     def cpu(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        return self.process.cpu_seconds()
 
     def stop(self) -> None:
-        stop_process(self.proc)
-        self._log.close()
+        self.process.stop(timeout=15)
 
 
 # Clients (separate processes)
@@ -308,8 +298,9 @@ class Publisher:
         self.layer: Any = None
         self.controls: list[Any] = []
         if target.layer is not None:
-            import bench.fanout_apps as apps
             from django.utils.module_loading import import_string
+
+            import bench.fanout_apps as apps
 
             backend, config = apps._BACKENDS[target.layer]
             config = {**config, "prefix": prefix}
@@ -612,6 +603,7 @@ def redis_pid() -> int | None:
 async def main(args: argparse.Namespace) -> int:
     sys.path[:0] = [str(ROOT), str(ROOT / "src")]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.fanout_apps")
+    os.environ["FANOUT_REDIS"] = REDIS_URL  # the publisher here uses the servers' Redis
     raise_nofile()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fanout-logs-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -646,7 +638,7 @@ def render(results: list[Result], args: argparse.Namespace, pid: int | None) -> 
     import channels
     import channels_redis
     import redis
-    import websockets
+    from websockets.version import version as websockets_version
 
     notes = [f"- {r.target.label} / {r.scenario}: {n}" for r in results for n in r.notes]
     return "\n".join([
@@ -655,7 +647,7 @@ def render(results: list[Result], args: argparse.Namespace, pid: int | None) -> 
         f"`{' '.join(sys.argv)}` on {platform.platform()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs; channels {channels.__version__}, channels_redis "
         f"{channels_redis.__version__}, redis-py {redis.__version__}, websockets "
-        f"{websockets.__version__}; Redis on loopback{'' if pid else ' (its CPU not readable)'}.",
+        f"{websockets_version}; Redis on loopback{'' if pid else ' (its CPU not readable)'}.",
         "",
         f"{args.members} sockets, {args.clients} client processes, servers on "
         f"{args.python}. max: {args.window} broadcasts in flight, median of {args.rounds} "

@@ -37,7 +37,7 @@ LAYER = os.environ.get("FANOUT_LAYER", "wsviews")
 # as short as its blocking pop (idle sockets close with 1011), and 100
 # connections are too few for 1,000 sockets connecting at once.
 _CHANNELS_REDIS_HOST = {"address": REDIS_URL, "socket_timeout": 30, "max_connections": 4096}
-_BACKENDS = {
+_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
     "channels_redis": ("channels_redis.core.RedisChannelLayer",
                        {"hosts": [_CHANNELS_REDIS_HOST], "prefix": PREFIX, "capacity": 1000}),
     "channels_redis_pubsub": ("channels_redis.pubsub.RedisPubSubChannelLayer",
@@ -66,7 +66,7 @@ def _urlpatterns() -> list[Any]:
     from channels.generic.websocket import AsyncWebsocketConsumer
     from django.urls import path
 
-    class FanoutConsumer(AsyncWebsocketConsumer):
+    class FanoutConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels is untyped
         async def connect(self) -> None:
             self.group = self.scope["url_route"]["kwargs"]["group"]
             await self.channel_layer.group_add(self.group, self.channel_name)

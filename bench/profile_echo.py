@@ -52,10 +52,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import echo  # noqa: E402
-from _process import raise_nofile  # noqa: E402
+from bench import echo  # noqa: E402 - puts tests/ (the harness) on sys.path too
+from harness import WS, close_sockets, raise_nofile  # noqa: E402
 
 TARGETS = {t.key: t for t in echo.TARGETS}
 
@@ -123,17 +123,17 @@ class TracedServer(ProfiledServer):
 
 async def drive(server: echo.Server, sockets: int, messages: int, on: object, off: object) -> float:
     """Open the sockets, warm up, call ``on()``, run the loop, call ``off()``; return seconds."""
-    conns = await asyncio.wait_for(echo._open(server.url, sockets), 60)
+    conns = await asyncio.wait_for(echo.open_clients(server.url, sockets), 60)
     try:
-        await asyncio.gather(*(echo._ping_pong(ws, 20) for ws in conns))
+        await asyncio.gather(*(echo.ping_pong(ws, 20) for ws in conns))
         on()  # type: ignore[operator]
         await asyncio.sleep(0.5)
         t0 = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(echo._ping_pong(ws, messages) for ws in conns)), 300)
+        await asyncio.wait_for(asyncio.gather(*(echo.ping_pong(ws, messages) for ws in conns)), 300)
         elapsed = time.perf_counter() - t0
         off()  # type: ignore[operator]
     finally:
-        await asyncio.wait_for(echo._close(conns), 60)
+        await asyncio.wait_for(close_sockets(conns), 60)
     return elapsed
 
 
@@ -290,7 +290,7 @@ async def run_tracemalloc(args: argparse.Namespace, target: echo.Target, workdir
         await asyncio.sleep(1)
         os.kill(server.proc.pid, signal.SIGUSR1)
         await asyncio.sleep(2)
-        conns = await asyncio.wait_for(echo._open(server.url, args.idle), 600)
+        conns = await asyncio.wait_for(echo.open_clients(server.url, args.idle), 600)
         try:
             await asyncio.sleep(2)
             os.kill(server.proc.pid, signal.SIGUSR2)
@@ -298,7 +298,7 @@ async def run_tracemalloc(args: argparse.Namespace, target: echo.Target, workdir
             while not server.stats.exists() and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
         finally:
-            await asyncio.wait_for(echo._close(conns), 300)
+            await asyncio.wait_for(close_sockets(conns), 300)
     finally:
         server.stop()
     before = tracemalloc.Snapshot.load(f"{server.stats}.before")
@@ -378,15 +378,15 @@ async def run_callgrind(args: argparse.Namespace, target: echo.Target, workdir: 
     """
     server = CallgrindServer(target, args.python, workdir)
     server.wait_ready(timeout=600)
-    msgs = args.sockets * args.messages
+    msgs: int = args.sockets * args.messages
     try:
-        conns = await asyncio.wait_for(echo._open(server.url, args.sockets), 300)
+        conns = await asyncio.wait_for(echo.open_clients(server.url, args.sockets), 300)
         try:
-            await asyncio.gather(*(echo._ping_pong(ws, 20) for ws in conns))
+            await asyncio.gather(*(echo.ping_pong(ws, 20) for ws in conns))
             server.control("-z")
             t0 = time.perf_counter()
             await asyncio.wait_for(
-                asyncio.gather(*(echo._ping_pong(ws, args.messages) for ws in conns)), 3000
+                asyncio.gather(*(echo.ping_pong(ws, args.messages) for ws in conns)), 3000
             )
             busy = time.perf_counter() - t0
             server.control("-d")  # part 1: the load
@@ -395,7 +395,7 @@ async def run_callgrind(args: argparse.Namespace, target: echo.Target, workdir: 
             server.control("-d")  # part 2: idle, as long as the load took
             idle = time.perf_counter() - t1
         finally:
-            await asyncio.wait_for(echo._close(conns), 300)
+            await asyncio.wait_for(close_sockets(conns), 300)
         load, background = server.instructions(1), server.instructions(2) * busy / idle
         print(f"  {target.key}: load {load / msgs:,.0f} Ir/msg, of which idle background "
               f"{background / msgs:,.0f} ({busy:.1f} s)", flush=True)  # fmt: skip
@@ -441,8 +441,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--messages", type=int, help="round trips per socket (default 500; callgrind 100)")
     p.add_argument("--top", type=int, default=25, help="rows per table")
     p.add_argument("--src", type=Path, help="directory with a modified copy of the wsviews package to serve")
-    p.add_argument("--ws", default="websockets", choices=["websockets", "websockets-sansio", "wsproto"],
-                   help="uvicorn --ws implementation (default websockets)")  # fmt: skip
+    p.add_argument("--ws", default=WS, choices=["websockets-sansio", "websockets", "wsproto"],
+                   help=f"uvicorn --ws implementation (default {WS}, as runserver)")
     args = p.parse_args()
     args.messages = args.messages or (100 if args.tool == "callgrind" else 500)
     return args

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from servers import EXAMPLE, REDIS_SERVER, Server, free_port, server_env, start
+from harness import EXAMPLE, REDIS_SERVER, Server, free_port, server_env, start, uvicorn_argv
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,11 +53,7 @@ def start_example(port: int, log_path: Path, db: Path, settings: str = SETTINGS,
     Without ``REDIS_URL`` in ``env`` it runs on the in-memory layer; with it,
     on the tutorial's channels_redis layer.
     """
-    argv = [
-        sys.executable, "-m", "uvicorn", "wsviews.asgi:application", "--host", "127.0.0.1",
-        "--port", str(port), "--ws", "websockets", "--log-level", "info",
-        "--timeout-graceful-shutdown", "5",
-    ]
+    argv = uvicorn_argv("wsviews.asgi:application", port, "--timeout-graceful-shutdown", "5")
     return start(argv, settings, log_path, port, {"DJANGO_DB": str(db), **(env or {})})
 
 

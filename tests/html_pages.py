@@ -27,17 +27,17 @@ PACKAGE_FILES = [
 
 
 def install_browser_packages() -> None:
-    """Run ``npm install`` at the repository root unless node_modules has every package."""
+    """Run ``npm ci`` at the repository root unless node_modules has every package."""
     modules = ROOT / "node_modules"
     if all((modules / name).is_file() for name in PACKAGE_FILES):
         return
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail("npm is missing: the live pages load htmx and Turbo from npm (apt-get install -y npm)")
-    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--loglevel=error"],
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
                    cwd=ROOT, check=True, timeout=300)
     missing = [name for name in PACKAGE_FILES if not (modules / name).is_file()]
-    assert not missing, f"npm install did not provide {missing}"
+    assert not missing, f"npm ci did not provide {missing}"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from servers import Server, free_port
+from harness import Server, free_port
 
 pytest_plugins = ["browser"]
 pytestmark = pytest.mark.timeout(30)
@@ -109,9 +109,10 @@ def test_reconnects_after_restart_and_delivers_what_was_queued(
 def chat_servers(request: pytest.FixtureRequest) -> tuple[Server, Server]:
     """Where alice and bob chat: one in-memory server, or two processes sharing Redis."""
     if request.param == "memory":
-        server = request.getfixturevalue("example_server")
+        server: Server = request.getfixturevalue("example_server")
         return server, server
-    return request.getfixturevalue("example_redis_servers")
+    pair: tuple[Server, Server] = request.getfixturevalue("example_redis_servers")
+    return pair
 
 
 def test_chat_reaches_the_room_and_only_the_room(

@@ -1,7 +1,8 @@
 """Settings for plain Channels: the example's settings without the wsviews app.
 
 ``BENCH_LAYER=memory`` (default) uses ``channels.layers.InMemoryChannelLayer``;
-``BENCH_LAYER=redis`` uses channels_redis on 127.0.0.1:6379. The Redis host is
+``BENCH_LAYER=redis`` uses channels_redis on ``BENCH_REDIS_URL`` (default
+``redis://localhost:6379``; ``bench/echo.py`` passes the harness's Redis). The Redis host is
 given in dict form with ``socket_timeout`` 30 and ``max_connections`` 4096:
 with redis-py 8 the tutorial's ``[("localhost", 6379)]`` gets a 5 s socket
 timeout, shorter than channels_redis' 5 s blocking pop, so every socket that
@@ -10,6 +11,7 @@ is open for more than 5 s is closed with 1011 and the run cannot finish.
 """
 
 import os
+from typing import Any
 
 from mysite.settings import *  # noqa: F403
 from mysite.settings import INSTALLED_APPS
@@ -17,6 +19,7 @@ from mysite.settings import INSTALLED_APPS
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "wsviews"]
 
 _layer = os.environ.get("BENCH_LAYER", "memory")
+CHANNEL_LAYERS: dict[str, Any]
 if _layer == "memory":
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 elif _layer == "redis-tutorial":
@@ -33,7 +36,7 @@ elif _layer == "redis":
             "CONFIG": {
                 "hosts": [
                     {
-                        "address": "redis://localhost:6379",
+                        "address": os.environ.get("BENCH_REDIS_URL", "redis://localhost:6379"),
                         "socket_timeout": 30,
                         "max_connections": 4096,
                     }

@@ -6,11 +6,11 @@ Served by ``wsviews.asgi:application`` with
 
 from django.urls import include, path
 
-from wsviews import websocket
+from wsviews import WebSocket, websocket
 
 
 @websocket
-async def echo(socket):
+async def echo(socket: WebSocket) -> None:
     await socket.accept()
     async for message in socket:
         await socket.send(message)

@@ -33,6 +33,21 @@ export const NO_RETRY_CODES = Object.freeze([
  */
 
 /**
+ * What `send()` takes: whatever the browser's `WebSocket.send()` takes.
+ * @typedef {Parameters<WebSocket["send"]>[0]} Data
+ */
+
+/**
+ * The fields of each event a `WSViewsSocket` dispatches (see `WSViewsSocket`).
+ * @typedef {{reconnected: boolean, flushed: number}} OpenFields
+ * @typedef {{data: unknown, text: string | null}} MessageFields
+ * @typedef {{code: number, reason: string, wasClean: boolean, willReconnect: boolean,
+ *   unsent: Data[]}} CloseFields
+ * @typedef {{attempt: number, delay: number, code: number}} ReconnectFields
+ * @typedef {{state: State}} StateFields
+ */
+
+/**
  * @typedef {object} Options
  * @property {string | string[]} [protocols] Subprotocols to offer in the handshake.
  * @property {boolean} [reconnect=true] Reconnect after the connection drops.
@@ -89,13 +104,16 @@ export function websocketURL(path, base = globalThis.location?.href) {
   return url.href;
 }
 
-/** An event whose extra fields (`data`, `code`, ...) are plain properties. */
+/**
+ * An event whose extra fields (`data`, `code`, ...) are plain properties.
+ * @template {object} [Fields={}]
+ */
 export class WSViewsEvent extends Event {
   /**
    * @param {string} type
-   * @param {object} [fields]
+   * @param {Fields} [fields]
    */
-  constructor(type, fields = {}) {
+  constructor(type, fields = /** @type {Fields} */ ({})) {
     super(type);
     Object.assign(this, fields);
   }
@@ -118,7 +136,7 @@ export class WSViewsEvent extends Event {
 export class WSViewsSocket extends EventTarget {
   /** @type {WebSocket | null} */
   #ws = null;
-  /** @type {Array<string | ArrayBufferLike | Blob | ArrayBufferView>} */
+  /** @type {Data[]} */
   #queue = [];
   /** @type {State} */
   #state = "connecting";
@@ -139,17 +157,17 @@ export class WSViewsSocket extends EventTarget {
     this.url = websocketURL(path);
     /** @type {Required<Options>} */
     this.options = { ...DEFAULTS, ...options };
-    /** @type {((event: WSViewsEvent) => void) | null} */
+    /** @type {((event: WSViewsEvent<OpenFields> & OpenFields) => void) | null} */
     this.onopen = null;
-    /** @type {((event: WSViewsEvent) => void) | null} */
+    /** @type {((event: WSViewsEvent<MessageFields> & MessageFields) => void) | null} */
     this.onmessage = null;
-    /** @type {((event: WSViewsEvent) => void) | null} */
+    /** @type {((event: WSViewsEvent<CloseFields> & CloseFields) => void) | null} */
     this.onclose = null;
     /** @type {((event: WSViewsEvent) => void) | null} */
     this.onerror = null;
-    /** @type {((event: WSViewsEvent) => void) | null} */
+    /** @type {((event: WSViewsEvent<ReconnectFields> & ReconnectFields) => void) | null} */
     this.onreconnect = null;
-    /** @type {((event: WSViewsEvent) => void) | null} */
+    /** @type {((event: WSViewsEvent<StateFields> & StateFields) => void) | null} */
     this.onstatechange = null;
     this.#connect();
   }
@@ -166,7 +184,7 @@ export class WSViewsSocket extends EventTarget {
 
   /**
    * Send a message now if the socket is open, else queue it for the next open.
-   * @param {string | ArrayBufferLike | Blob | ArrayBufferView} data
+   * @param {Data} data
    * @returns {boolean} true if sent now, false if queued.
    * @throws {Error} after `close()` or a close that is not retried, or when the queue is full.
    */
@@ -235,7 +253,7 @@ export class WSViewsSocket extends EventTarget {
     // Flush before any handler runs, so what they send goes after the queue.
     let flushed = 0;
     while (this.#queue.length && this.#ws?.readyState === WebSocket.OPEN) {
-      this.#ws.send(this.#queue.shift());
+      this.#ws.send(/** @type {Data} */ (this.#queue.shift()));
       flushed += 1;
     }
     this.#setState("open");
@@ -300,7 +318,7 @@ export class WSViewsSocket extends EventTarget {
    */
   #emit(type, fields) {
     const event = new WSViewsEvent(type, fields);
-    const handler = /** @type {any} */ (this)[`on${type}`];
+    const handler = /** @type {Record<string, unknown>} */ (/** @type {unknown} */ (this))[`on${type}`];
     if (typeof handler === "function") {
       try {
         handler.call(this, event);
@@ -338,7 +356,7 @@ export function connect(path, options) {
   return new WSViewsSocket(path, options);
 }
 
-globalThis.WSViews = Object.freeze({
+/** @type {typeof globalThis & {WSViews?: object}} */ (globalThis).WSViews = Object.freeze({
   connect,
   shouldReconnect,
   websocketURL,
