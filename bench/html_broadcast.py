@@ -39,9 +39,7 @@ import functools
 import multiprocessing
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -115,7 +113,7 @@ def __getattr__(name: str) -> Any:
 
 
 def client_process(conn: Connection, urls: list[str]) -> None:
-    from _process import raise_nofile
+    from harness.processes import raise_nofile
 
     raise_nofile()
     asyncio.run(_client(conn, urls))
@@ -179,30 +177,21 @@ async def _report(conn: Connection, done: asyncio.Event, state: dict[str, Any]) 
 # The benchmark
 
 
-def start_server(port: int, log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    from _process import raise_nofile
+def start_server(port: int, log_path: Path, env: dict[str, str]) -> Any:
+    """Start uvicorn with the harness (the websocket implementation runserver uses); wait for it."""
+    from harness.servers import launch, uvicorn_argv
 
-    log = open(log_path, "wb")  # noqa: SIM115 - the server process owns it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "wsviews.asgi:application", "--host", "127.0.0.1",
-         "--port", str(port), "--ws", "websockets", "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log_path.read_text()}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return proc
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"server not listening:\n{log_path.read_text()}")
-        time.sleep(0.05)
+    argv = uvicorn_argv("wsviews.asgi:application", port, "--no-access-log", log_level="warning")
+    server = launch(argv, log_path, port, env)
+    server.wait_listening(60)
+    return server
 
 
 def run(args: argparse.Namespace) -> str:
-    from _process import cpu_seconds, free_port, raise_nofile, stop_process
+    sys.path[:0] = [str(ROOT / "tests")]
+    from harness.processes import cpu_seconds, free_port, raise_nofile
 
-    raise_nofile()
+    raise_nofile()  # before the server starts: it inherits the limit
     prefix = f"html-bench-{uuid.uuid4().hex[:8]}"
     os.environ.update(HTML_BENCH_REDIS=args.redis, HTML_BENCH_PREFIX=prefix,
                       DJANGO_SETTINGS_MODULE="bench.html_broadcast")
@@ -239,7 +228,7 @@ def run(args: argparse.Namespace) -> str:
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
-        stop_process(server)
+        server.stop()
 
 
 def measure(args: argparse.Namespace, server_pid: int, pipes: list[Connection], group: str,
