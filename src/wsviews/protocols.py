@@ -197,8 +197,9 @@ class _ServingHTTP(_WriteTimeout):
         limit = self.limit_concurrency
         if self.config.draining:
             self._refuse_upgrade(_draining)
-        elif limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
-            self._refuse_upgrade(_over_limit, len(self.connections))
+        elif limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
+            # This connection is one of them: ``limit`` sockets may be open, not one fewer.
+            self._refuse_upgrade(_over_limit, len(self.connections) - 1)
         else:
             super().handle_websocket_upgrade(*args)  # type: ignore[misc]
 

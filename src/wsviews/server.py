@@ -91,7 +91,7 @@ class WSViewsServer(uvicorn.Server):
         closing = drain(state.connections, window)
         drained = await _until(closing, deadline, lambda: self.force_exit)
         logger.info("Draining: closed %s websocket(s) in batches; waiting up to %gs for connections "
-                    "to finish", "the" if drained is None else drained, max(0.0, deadline - loop.time()))
+                    "to finish", "the" if drained is None else drained, round(max(0.0, deadline - loop.time()), 1))
         while (state.connections or state.tasks) and not self.force_exit and loop.time() < deadline:
             await asyncio.sleep(0.05)
         if state.connections or state.tasks:
