@@ -37,6 +37,8 @@ RESTART_DELAY = 1.0
 
 def serve_worker(sock: socket.socket, options: dict[str, Any]) -> None:
     """Set up Django and serve ``sock`` with wsviews' server until SIGTERM (a worker's main)."""
+    # Stopped while still starting: nothing to drain yet, so a clean exit.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     import django
 
     django.setup(set_prefix=False)
@@ -46,6 +48,10 @@ def serve_worker(sock: socket.socket, options: dict[str, Any]) -> None:
     status = serve_sockets(load_application(asgi_application_setting()), [sock], options)
     if status:
         raise SystemExit(status)
+
+
+def _exit_cleanly(sig: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 class Supervisor:
@@ -114,7 +120,8 @@ class Supervisor:
                 process.kill()
                 process.join()
                 status = 1
-            elif process.exitcode != 0 and not self._failed:
+            elif process.exitcode not in (0, -signal.SIGTERM) and not self._failed:
+                # -SIGTERM: stopped before Python ran a line of it, so it served nothing.
                 logger.error("Worker [%s] exited with status %s.", process.pid, process.exitcode)
                 status = 1
         logger.info("Stopped supervisor process [%d]", os.getpid())
