@@ -50,7 +50,7 @@ def on_shutdown(scope: Scope, close: Callable[[], Awaitable[None]]) -> bool:
 
 def batch_size(count: int, window: float) -> int:
     """Return how many sockets each batch closes so that ``count`` of them spread over ``window``."""
-    batches = max(1, int(window * SPREAD / BATCH_INTERVAL))
+    batches = max(1, int(window * SPREAD / BATCH_INTERVAL + 1e-9))
     return max(MIN_BATCH, math.ceil(count / batches))
 
 
