@@ -9,10 +9,9 @@ import threading
 import time
 from pathlib import Path
 
-from serving_support import start_serve
 from servers import running
+from serving_support import start_serve
 from wsclient import ConnectionClosed, connect, http, recv
-
 from wsviews.drain import BATCH_INTERVAL, MIN_BATCH, SPREAD, batch_size, on_shutdown
 from wsviews.protocols import SHUTDOWN_EXTENSION
 

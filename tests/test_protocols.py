@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_support import connect_raw, log_lines, start_serve, wait_closed
-from servers import Server, running
-from wsclient import ConnectionClosed, connect, handshake_status, recv
 
+from servers import Server, running
+from serving_support import connect_raw, log_lines, start_serve, wait_closed
+from wsclient import ConnectionClosed, connect, handshake_status, recv
 from wsviews.protocols import DeadlineTransport
 
 STACKS = {"uvloop-httptools": [], "asyncio-h11": ["--loop", "asyncio", "--http", "h11"]}

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from serving_support import rss_bytes, start_serve
-from servers import EXAMPLE, Server, running, server_env, start_uvicorn
-from wsclient import ConnectionClosed, connect, http, recv
 
+from servers import EXAMPLE, Server, running, server_env, start_uvicorn
+from serving_support import rss_bytes, start_serve
+from wsclient import ConnectionClosed, connect, http, recv
 from wsviews.lifecycle import FOREIGN_SERVER_WARNING
 
 MIB = 1024 * 1024

@@ -73,7 +73,7 @@ def _close(connection: Any) -> None:
 
 
 async def drain(connections: Collection[Any], window: float) -> int:
-    """Close HTTP connections when idle and websockets in batches over ``window``; return the websockets closed.
+    """Close idle HTTP connections now and websockets in batches over ``window``; return how many sockets.
 
     ``connections`` is uvicorn's live set of protocols; a socket that went
     away by itself before its batch is skipped.

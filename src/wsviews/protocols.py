@@ -78,7 +78,8 @@ class DeadlineTransport:
     wrapper costs nothing on the hot path.
     """
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
+                 deadline: float) -> None:
         self.transport = transport
         self.write = transport.write
         self.writelines = transport.writelines
@@ -156,7 +157,6 @@ class _WriteTimeout:
 class _ServingHTTP(_WriteTimeout):
     """The HTTP side: handshake timeout, file descriptor budget, 503 for upgrades over the limit."""
 
-    config: ServingConfig
     connections: set[Any]
     tasks: set[asyncio.Task[None]]
     limit_concurrency: int | None
@@ -167,6 +167,7 @@ class _ServingHTTP(_WriteTimeout):
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)  # type: ignore[call-arg]
         self._limits = config.limits
+        self._serving = config
 
     def connection_made(self, transport: Any) -> None:
         wrapped = DeadlineTransport.wrap(transport, self.loop, self._limits.write_timeout)
@@ -195,7 +196,7 @@ class _ServingHTTP(_WriteTimeout):
     def handle_websocket_upgrade(self, *args: Any) -> None:
         self._cancel_head_timer()
         limit = self.limit_concurrency
-        if self.config.draining:
+        if self._serving.draining:
             self._refuse_upgrade(_draining)
         elif limit is not None and (len(self.connections) > limit or len(self.tasks) >= limit):
             # This connection is one of them: ``limit`` sockets may be open, not one fewer.
@@ -259,7 +260,8 @@ class WebSocketProtocol(_WriteTimeout, WebSocketsSansIOProtocol):
         self._shutdown: dict[str, Closer] = {}
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(DeadlineTransport.wrap(transport, self.loop, self._limits.write_timeout))
+        wrapped = DeadlineTransport.wrap(transport, self.loop, self._limits.write_timeout)
+        super().connection_made(cast(asyncio.Transport, wrapped))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_write_timer()

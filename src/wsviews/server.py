@@ -86,12 +86,18 @@ class WSViewsServer(uvicorn.Server):
         for server in self.servers:
             server.close()
         for sock in sockets or []:
-            sock.close()
+            # The loop closed the listening socket with its server (uvloop at the
+            # descriptor level, behind the object's back): detach the object so
+            # nothing closes that descriptor number again. gunicorn wraps it.
+            inner = getattr(sock, "sock", sock)
+            if isinstance(inner, socket.socket):
+                inner.detach()
         state = self.server_state
         closing = drain(state.connections, window)
         drained = await _until(closing, deadline, lambda: self.force_exit)
+        left = round(max(0.0, deadline - loop.time()), 1)
         logger.info("Draining: closed %s websocket(s) in batches; waiting up to %gs for connections "
-                    "to finish", "the" if drained is None else drained, round(max(0.0, deadline - loop.time()), 1))
+                    "to finish", "the" if drained is None else drained, left)
         while (state.connections or state.tasks) and not self.force_exit and loop.time() < deadline:
             await asyncio.sleep(0.05)
         if state.connections or state.tasks:

@@ -57,7 +57,8 @@ def _exit_cleanly(sig: int, frame: FrameType | None) -> None:
 class Supervisor:
     """Keep ``workers`` processes serving ``sock``; stop them all on SIGTERM or SIGINT."""
 
-    def __init__(self, sock: socket.socket, workers: int, options: dict[str, Any], stop_timeout: float) -> None:
+    def __init__(self, sock: socket.socket, workers: int, options: dict[str, Any],
+                 stop_timeout: float) -> None:
         self.sock = sock
         self.workers = workers
         self.options = options
@@ -96,7 +97,8 @@ class Supervisor:
                 self._failed = True
                 self._stopping = True
                 return
-            logger.warning("Worker [%s] died with status %s; starting another.", process.pid, process.exitcode)
+            logger.warning("Worker [%s] died with status %s; starting another.",
+                           process.pid, process.exitcode)
             time.sleep(RESTART_DELAY)
             self.processes[index] = self._spawn()
 
@@ -116,7 +118,8 @@ class Supervisor:
         status = 1 if self._failed else 0
         for process in self.processes:
             if process.is_alive():
-                logger.error("Worker [%s] did not stop within %gs; killing it.", process.pid, self.stop_timeout)
+                logger.error("Worker [%s] did not stop within %gs; killing it.",
+                             process.pid, self.stop_timeout)
                 process.kill()
                 process.join()
                 status = 1

@@ -63,7 +63,8 @@ class UvicornWorker(Worker):  # type: ignore[misc]  # gunicorn is untyped
                 "WSVIEWS_DRAIN_TIMEOUT (%gs) does not fit in gunicorn's --graceful-timeout (%ss): "
                 "gunicorn kills workers before they drain. Pass --graceful-timeout %d.",
                 window, self.cfg.graceful_timeout, int(window) + 5)
-        self._server.run(sockets=self.sockets)
+        # The sockets themselves, not gunicorn's wrappers: the loop closes them with its server.
+        self._server.run(sockets=[getattr(sock, "sock", sock) for sock in self.sockets])
         if not self._server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 

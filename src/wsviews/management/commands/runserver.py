@@ -131,7 +131,7 @@ class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django 
     def get_handler(self, *args: Any, **options: Any) -> ASGIApp:
         """Return the ASGI application, serving static files as Django's runserver does."""
         try:
-            app = load_application(self.asgi_application)
+            app: ASGIApp = load_application(self.asgi_application)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
         serve_static = options.get("use_static_handler", False) and (
