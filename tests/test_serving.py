@@ -22,7 +22,8 @@ def test_the_config_carries_every_serving_setting():
                            WSVIEWS_PING_INTERVAL=7, WSVIEWS_PING_TIMEOUT=0, WSVIEWS_MAX_CONNECTIONS=50,
                            WSVIEWS_BACKLOG=128, WSVIEWS_MAX_MESSAGE_SIZE=2048):
         config = build_config(app)
-    assert (config.limits.handshake_timeout, config.limits.write_timeout, config.limits.drain_timeout) == (3, 4, 6)
+    limits = config.limits
+    assert (limits.handshake_timeout, limits.write_timeout, limits.drain_timeout) == (3, 4, 6)
     assert (config.ws_ping_interval, config.ws_ping_timeout) == (7, None)  # 0: wait forever
     assert (config.limit_concurrency, config.backlog) == (50, 128)
     assert config.ws_max_size == 2048
@@ -87,4 +88,5 @@ async def test_a_burst_is_one_line_with_its_count(caplog: pytest.LogCaptureFixtu
         for _ in range(500):
             log.hit(loop, 2.0)
         await asyncio.sleep(0.5)
-    assert [r.getMessage() for r in caplog.records] == ["closed 1 thing(s) after 2s", "closed 500 thing(s) after 2s"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "closed 1 thing(s) after 2s", "closed 500 thing(s) after 2s"]
