@@ -186,7 +186,7 @@ def test_uvicorn_loggers_get_uvicorn_handlers_unless_logging_gave_them_some() ->
 
     from uvicorn.logging import AccessFormatter, DefaultFormatter
 
-    from wsviews.management.commands.runserver import _add_uvicorn_log_handlers
+    from wsviews.serving import add_uvicorn_log_handlers as _add_uvicorn_log_handlers
 
     loggers = {name: logging.getLogger(name) for name in ("uvicorn", "uvicorn.access")}
     saved = {name: (logger.handlers[:], logger.propagate) for name, logger in loggers.items()}
@@ -223,6 +223,8 @@ async def test_one_process_serves_http_websockets_and_static(runserver: RunServe
     assert f"Starting ASGI/uvicorn development server at {server.http}/" in log
     assert "Quit the server with CONTROL-C." in log and "WSGI development server" not in log
     assert "Watching for file changes with StatReloader" in log
+    assert "Event loop uvloop, HTTP parser httptools, websockets websockets-sansio." in log
+    assert "wsviews' serving limits are not applied" not in log
     assert "Application startup complete." in log  # lifespan on
     assert '"GET /admin/login/ HTTP/1.1" 200' in log  # access log
     assert "unreachable" not in log and "Traceback" not in log

@@ -118,6 +118,44 @@ def _positive_int(value: Any) -> list[str]:
     return []
 
 
+def _seconds(value: Any, *, zero: str | None = None) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
+            (value == 0 and zero is None):
+        wanted = f"0 ({zero}) or more seconds" if zero else "a positive number of seconds"
+        return [f"must be {wanted}, not {value!r}"]
+    return []
+
+
+def _positive_seconds(value: Any) -> list[str]:
+    return _seconds(value)
+
+
+def _seconds_or_zero_disables(value: Any) -> list[str]:
+    return _seconds(value, zero="disabled")
+
+
+def _seconds_or_zero_waits_forever(value: Any) -> list[str]:
+    return _seconds(value, zero="wait forever")
+
+
+def _seconds_or_zero_at_once(value: Any) -> list[str]:
+    return _seconds(value, zero="close all at once")
+
+
+def _positive_count(value: Any) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return [f"must be a positive int, not {value!r}"]
+    return []
+
+
+def _positive_int_or_none(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return [f"must be a positive int or None, not {value!r}"]
+    return []
+
+
 def _boolean(value: Any) -> list[str]:
     return [] if isinstance(value, bool) else [f"must be True or False, not {value!r}"]
 
@@ -166,7 +204,8 @@ class WSViewsSettings:
     MAX_MESSAGE_SIZE: Setting[int] = Setting(
         DEFAULT_MAX_MESSAGE_SIZE,
         type="int",
-        doc="Largest incoming message, in bytes: a view's receive() limit and runserver's ws_max_size.",
+        doc="Largest incoming message, in bytes: a view's receive() limit; the server's own limit "
+            "is the largest of this and the routes' max_message_size.",
         validate=_positive_int,
         check_id="wsviews.E010",
         hint="e.g. WSVIEWS_MAX_MESSAGE_SIZE = 1024 * 1024",
@@ -188,6 +227,69 @@ class WSViewsSettings:
         check_id="wsviews.E013",
         hint="e.g. WSVIEWS_REDIS_URL = 'redis://localhost:6379/0'",
         default_doc="$REDIS_URL from the environment, else None",
+    )
+
+    # Serving: applied by `manage.py serve`, runserver and wsviews.workers.UvicornWorker.
+    HANDSHAKE_TIMEOUT: Setting[float] = Setting(
+        5.0,
+        type="float",
+        doc="Close a connection that has not sent a complete request (or websocket handshake) "
+            "within this many seconds.",
+        validate=_positive_seconds,
+        check_id="wsviews.E030",
+        hint="e.g. WSVIEWS_HANDSHAKE_TIMEOUT = 5",
+    )
+    WRITE_TIMEOUT: Setting[float] = Setting(
+        10.0,
+        type="float",
+        doc="Abort a connection whose peer has read nothing of a full send buffer for this many "
+            "seconds; also bounds a close whose peer does not answer.",
+        validate=_positive_seconds,
+        check_id="wsviews.E031",
+        hint="e.g. WSVIEWS_WRITE_TIMEOUT = 10",
+    )
+    DRAIN_TIMEOUT: Setting[float] = Setting(
+        10.0,
+        type="float",
+        doc="On SIGTERM, close websockets with 1012 in batches spread over this many seconds.",
+        validate=_seconds_or_zero_at_once,
+        check_id="wsviews.E032",
+        hint="e.g. WSVIEWS_DRAIN_TIMEOUT = 10 (keep it below systemd's TimeoutStopSec "
+             "and gunicorn's --graceful-timeout)",
+    )
+    PING_INTERVAL: Setting[float] = Setting(
+        20.0,
+        type="float",
+        doc="Ping each websocket every this many seconds; 0 disables pings.",
+        validate=_seconds_or_zero_disables,
+        check_id="wsviews.E033",
+        hint="e.g. WSVIEWS_PING_INTERVAL = 20",
+    )
+    PING_TIMEOUT: Setting[float] = Setting(
+        20.0,
+        type="float",
+        doc="Close a websocket whose ping is not answered within this many seconds (1011); 0 waits forever.",
+        validate=_seconds_or_zero_waits_forever,
+        check_id="wsviews.E034",
+        hint="e.g. WSVIEWS_PING_TIMEOUT = 20",
+    )
+    MAX_CONNECTIONS: Setting[int | None] = Setting(
+        None,
+        type="int | None",
+        doc="Connections per process; a request or handshake over it gets HTTP 503. None: as many "
+            "as the file descriptor limit leaves room for.",
+        validate=_positive_int_or_none,
+        check_id="wsviews.E035",
+        hint="e.g. WSVIEWS_MAX_CONNECTIONS = 10000, or None",
+        default_doc="None (the RLIMIT_NOFILE limit less a reserve)",
+    )
+    BACKLOG: Setting[int] = Setting(
+        2048,
+        type="int",
+        doc="Listen backlog: connections the kernel queues before the server accepts them.",
+        validate=_positive_count,
+        check_id="wsviews.E036",
+        hint="e.g. WSVIEWS_BACKLOG = 2048 (the kernel caps it at net.core.somaxconn)",
     )
 
     @classmethod

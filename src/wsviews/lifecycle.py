@@ -1,4 +1,4 @@
-"""Startup and shutdown of a serving process: check the channel layer, then release it."""
+"""Startup and shutdown of a serving process: check the server and the channel layer, then release it."""
 
 from __future__ import annotations
 
@@ -10,12 +10,24 @@ from channels.layers import channel_layers
 logger = logging.getLogger("wsviews")
 
 
+FOREIGN_SERVER_WARNING = (
+    "wsviews' serving limits are not applied: this server was not started by 'manage.py serve', "
+    "'manage.py runserver' or 'gunicorn -k wsviews.workers.UvicornWorker', so WSVIEWS_MAX_MESSAGE_SIZE "
+    "is not enforced before buffering and there are no handshake or write timeouts and no drain. "
+    "Serve with one of those (docs/serving.md)."
+)
+
+
 async def startup() -> None:
-    """Check that each configured channel layer answers; log the fix if one does not.
+    """Warn when a foreign server runs the application; check that each channel layer answers.
 
     An unreachable layer does not stop the server: HTTP and sockets that do
     not use the layer keep working, and the layer retries on its own.
     """
+    from .serving import applied
+
+    if not applied():
+        logger.warning(FOREIGN_SERVER_WARNING)
     for alias in list(getattr(channel_layers, "configs", {}) or {}):
         try:
             layer = channel_layers[alias]

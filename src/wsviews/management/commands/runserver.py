@@ -16,27 +16,32 @@ process.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import socket
-import sys
 import threading
-from importlib import import_module
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
-import uvicorn
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser, OutputWrapper
 from django.utils import autoreload
-from django.utils.module_loading import import_string
-from uvicorn.config import LOGGING_CONFIG, WS_PROTOCOLS, LifespanType
+from uvicorn.config import WS_PROTOCOLS
 from uvicorn.importer import ImportFromStringError, import_from_string
 
-from ...asgi import get_asgi_application, is_wsviews_application
 from ...conf import wsviews_settings
+from ...server import WSViewsServer
+from ...serving import (
+    ServingConfig,
+    add_uvicorn_log_handlers,
+    asgi_application_setting,
+    build_config,
+    default_lifespan,
+    http_name,
+    load_application,
+    loop_name,
+)
 from ...types import ASGIApp
 
 if apps.is_installed("django.contrib.staticfiles"):
@@ -51,7 +56,6 @@ DEFAULT_WS = "websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "we
 WS_CHOICES = sorted(name for name in WS_PROTOCOLS if name != "none")
 # --verbosity 0, 1 (the default: one line per request), 2, 3.
 LOG_LEVELS = ("warning", "info", "debug", "trace")
-BACKLOG = 2048
 
 
 class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django is untyped here
@@ -62,7 +66,7 @@ class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django 
     server_name = "ASGI/uvicorn"
     stdout: OutputWrapper
 
-    _server: uvicorn.Server | None = None
+    _server: WSViewsServer | None = None
     _server_done: threading.Event | None = None
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -72,13 +76,14 @@ class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django 
             help=f"uvicorn's websocket implementation (default: {DEFAULT_WS}).",
         )
         parser.add_argument(
-            "--ws-ping-interval", type=float, default=20.0, metavar="SECONDS",
-            help="Ping each websocket every SECONDS to keep it alive; 0 disables (default: 20).",
+            "--ws-ping-interval", type=float, default=None, metavar="SECONDS",
+            help="Ping each websocket every SECONDS to keep it alive; 0 disables "
+                 "(default: WSVIEWS_PING_INTERVAL, 20).",
         )
         parser.add_argument(
-            "--ws-ping-timeout", type=float, default=20.0, metavar="SECONDS",
+            "--ws-ping-timeout", type=float, default=None, metavar="SECONDS",
             help="Close a websocket whose ping is not answered within SECONDS; "
-                 "0 waits forever (default: 20).",
+                 "0 waits forever (default: WSVIEWS_PING_TIMEOUT, 20).",
         )
         parser.add_argument(
             "--lifespan", choices=("on", "auto", "off"), default=None,
@@ -88,8 +93,8 @@ class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django 
         )
         parser.add_argument(
             "--shutdown-timeout", type=int, default=3, metavar="SECONDS",
-            help="On reload or quit, wait up to SECONDS for open connections to close "
-                 "(default: 3).",
+            help="On reload or quit, drain open connections within SECONDS "
+                 "(default: 3; websockets get 1012).",
         )
         parser.add_argument(
             "--no-access-log", action="store_false", dest="access_log",
@@ -98,9 +103,11 @@ class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django 
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Read the settings and check the options, then let Django's command run the server."""
-        self.asgi_application = _asgi_application_setting()
         try:
-            self.max_message_size = wsviews_settings.MAX_MESSAGE_SIZE
+            self.asgi_application = asgi_application_setting()
+            for name in ("MAX_MESSAGE_SIZE", "HANDSHAKE_TIMEOUT", "WRITE_TIMEOUT", "PING_INTERVAL",
+                         "PING_TIMEOUT", "MAX_CONNECTIONS", "BACKLOG"):
+                getattr(wsviews_settings, name)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
         _check_options(options)
@@ -123,7 +130,10 @@ class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django 
 
     def get_handler(self, *args: Any, **options: Any) -> ASGIApp:
         """Return the ASGI application, serving static files as Django's runserver does."""
-        app = load_application(self.asgi_application)
+        try:
+            app: ASGIApp = load_application(self.asgi_application)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         serve_static = options.get("use_static_handler", False) and (
             settings.DEBUG or options.get("insecure_serving", False)
         )
@@ -142,10 +152,17 @@ class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django 
             super().on_bind(server_port)
         finally:
             self.stdout = stdout
+        options = getattr(self.server_cls, "options", {})
+        self.stdout.write(
+            f"Event loop {loop_name()}, HTTP parser {http_name()}, websockets "
+            f"{options.get('ws', DEFAULT_WS)} (install uvloop and httptools for the fastest stack)."
+            if (loop_name(), http_name()) != ("uvloop", "httptools") else
+            f"Event loop uvloop, HTTP parser httptools, websockets {options.get('ws', DEFAULT_WS)}."
+        )
 
     def serve(self, app: ASGIApp, sock: socket.socket, options: dict[str, Any]) -> None:
         """Serve ``app`` on ``sock`` with uvicorn until it is stopped."""
-        server = uvicorn.Server(self.uvicorn_config(app, options))
+        server = WSViewsServer(self.uvicorn_config(app, options))
         self._server = server
         try:
             server.run(sockets=[sock])
@@ -163,24 +180,22 @@ class Command(RunserverCommand):  # type: ignore[misc, unused-ignore]  # Django 
             if self._server_done is not None:
                 self._server_done.set()
 
-    def uvicorn_config(self, app: ASGIApp, options: dict[str, Any]) -> uvicorn.Config:
-        """Return uvicorn's configuration for ``app`` from the settings and options."""
+    def uvicorn_config(self, app: ASGIApp, options: dict[str, Any]) -> ServingConfig:
+        """Return uvicorn's configuration for ``app``: wsviews' settings, then the options."""
         level = LOG_LEVELS[max(0, min(int(options["verbosity"]), len(LOG_LEVELS) - 1))]
         colors = False if options.get("no_color") else True if options.get("force_color") else None
-        _add_uvicorn_log_handlers(colors)
-        return uvicorn.Config(
+        add_uvicorn_log_handlers(colors)
+        return build_config(
             app,
             interface="asgi3",
-            ws=options["ws"],
-            ws_max_size=self.max_message_size,
-            ws_ping_interval=options["ws_ping_interval"] or None,
-            ws_ping_timeout=options["ws_ping_timeout"] or None,
-            lifespan=options["lifespan"] or _default_lifespan(app),
-            log_config=None,
+            ws=None if options["ws"] == DEFAULT_WS else options["ws"],
+            ping_interval=options["ws_ping_interval"],
+            ping_timeout=options["ws_ping_timeout"],
+            drain_timeout=options["shutdown_timeout"],
+            lifespan=options["lifespan"] or default_lifespan(app),
             log_level=level,
             access_log=options["access_log"],
             use_colors=colors,
-            timeout_graceful_shutdown=options["shutdown_timeout"],
         )
 
     def stop_server(self, timeout: int) -> None:
@@ -214,7 +229,7 @@ class UvicornServer:
                 # The reloaded process binds while the old connections sit in TIME_WAIT.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("0.0.0.0" if host == "0" else host, port))
-            sock.listen(BACKLOG)
+            sock.listen(wsviews_settings.BACKLOG)
         except OSError:
             sock.close()
             raise
@@ -246,48 +261,10 @@ class _ServerNamed:
         return getattr(self._out, name)
 
 
-def load_application(path: str | None) -> ASGIApp:
-    """Import ``ASGI_APPLICATION``, or build wsviews' application when it is not set."""
-    if path is None:
-        return get_asgi_application()
-    module_path, _, name = path.rpartition(".")
-    try:
-        module = import_module(module_path)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if not missing or not (module_path + ".").startswith(missing + "."):
-            raise  # a module imported by the application is missing: keep its traceback
-        raise CommandError(
-            f"ASGI_APPLICATION {path!r} cannot be imported: there is no module {missing!r}. "
-            "Fix the dotted path, or remove ASGI_APPLICATION to serve wsviews' application."
-        ) from exc
-    try:
-        app: ASGIApp = getattr(module, name)
-    except AttributeError:
-        raise CommandError(
-            f"ASGI_APPLICATION {path!r} cannot be imported: module {module_path!r} has no "
-            f"attribute {name!r}. Fix the dotted path, or remove ASGI_APPLICATION."
-        ) from None
-    return app
-
-
-def _asgi_application_setting() -> str | None:
-    """Return ``ASGI_APPLICATION`` if it is set; raise if it is not a dotted path."""
-    path = getattr(settings, "ASGI_APPLICATION", None)
-    if path is None or path == "":
-        return None
-    if not isinstance(path, str) or "." not in path.strip("."):
-        raise CommandError(
-            f"ASGI_APPLICATION must be a dotted path such as 'mysite.asgi.application', "
-            f"not {path!r}. Fix it, or remove it to serve wsviews' application."
-        )
-    return path
-
-
 def _check_options(options: dict[str, Any]) -> None:
     """Raise if a timeout is negative or the --ws implementation cannot be imported."""
     for name in ("ws_ping_interval", "ws_ping_timeout", "shutdown_timeout"):
-        if options[name] < 0:
+        if options[name] is not None and options[name] < 0:
             raise CommandError(f"--{name.replace('_', '-')} must be 0 or more seconds.")
     try:
         import_from_string(WS_PROTOCOLS[options["ws"]])
@@ -296,40 +273,3 @@ def _check_options(options: dict[str, Any]) -> None:
             f"--ws {options['ws']} cannot be used: {exc}. Install its package, or pass "
             f"--ws {DEFAULT_WS}."
         ) from None
-
-
-def _default_lifespan(app: Any) -> LifespanType:
-    """Return 'on' for wsviews' application, which answers lifespan, else 'auto'.
-
-    A Channels ``ProtocolTypeRouter`` or Django's ``ASGIHandler`` raises on
-    lifespan, and 'on' would refuse to start them.
-    """
-    return "on" if is_wsviews_application(app) else "auto"
-
-
-def _add_uvicorn_log_handlers(use_colors: bool | None) -> None:
-    """Give uvicorn's loggers the console handlers of uvicorn's ``LOGGING_CONFIG``, unless LOGGING did.
-
-    Passing that config to uvicorn would run ``dictConfig``, which closes
-    every handler the project's LOGGING set up; so the handlers it describes
-    are built here, for the loggers that have none.
-    """
-    formatters, handlers = LOGGING_CONFIG["formatters"], LOGGING_CONFIG["handlers"]
-    for name, logger_config in LOGGING_CONFIG["loggers"].items():
-        logger = logging.getLogger(name)
-        if logger.handlers or not logger_config.get("handlers"):
-            continue
-        for handler_name in logger_config["handlers"]:
-            handler_config = handlers[handler_name]
-            formatter_config = formatters[handler_config["formatter"]]
-            handler = logging.StreamHandler(_stream(handler_config["stream"]))
-            handler.setFormatter(import_string(formatter_config["()"])(
-                formatter_config["fmt"], use_colors=use_colors))
-            logger.addHandler(handler)
-        logger.propagate = logger_config.get("propagate", True)
-
-
-def _stream(name: str) -> IO[str]:
-    """Return the stream an ``ext://sys.stderr``-style name refers to."""
-    stream: IO[str] = getattr(sys, name.removeprefix("ext://sys."))
-    return stream
