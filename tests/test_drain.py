@@ -9,7 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-from servers import running
 from serving_support import start_serve
 from wsclient import ConnectionClosed, connect, http, recv
 from wsviews.drain import BATCH_INTERVAL, MIN_BATCH, SPREAD, batch_size, on_shutdown
@@ -55,7 +54,7 @@ async def _closed_at(ws) -> tuple[float, int | None]:
 async def test_sigterm_closes_200_sockets_with_1012_in_batches_finishes_requests_and_exits_0(tmp_path: Path):
     window = 4.0
     server = start_serve(tmp_path / "server.log", {"WSVIEWS_DRAIN_TIMEOUT": window}, ["--no-access-log"])
-    with running(server):
+    with server:
         sockets = await _open(f"{server.ws}/ws/myapp/", 200)
         in_flight: dict[str, object] = {}
         request = threading.Thread(target=lambda: in_flight.update(
@@ -94,7 +93,7 @@ def _refused(port: int) -> bool:
 
 async def test_a_socket_that_registered_its_own_closer_is_closed_by_it(tmp_path: Path):
     server = start_serve(tmp_path / "server.log", {"WSVIEWS_DRAIN_TIMEOUT": 2})
-    with running(server):
+    with server:
         async with connect(f"{server.ws}/ws/own-close/") as own, connect(f"{server.ws}/ws/myapp/") as plain:
             assert await recv(own) == "ready"
             server.proc.send_signal(signal.SIGTERM)

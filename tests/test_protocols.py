@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import Server, running
+from servers import Server
 from serving_support import connect_raw, log_lines, start_serve, wait_closed
 from wsclient import ConnectionClosed, connect, handshake_status, recv
 from wsviews.protocols import DeadlineTransport
@@ -24,7 +24,7 @@ HANDSHAKE = (b"GET /ws/myapp/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\
 def timeouts_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                     _database: None) -> Server:
     log = tmp_path_factory.mktemp("timeouts") / "server.log"
-    with running(start_serve(log, {"WSVIEWS_HANDSHAKE_TIMEOUT": 2, "WSVIEWS_WRITE_TIMEOUT": 2},
+    with (start_serve(log, {"WSVIEWS_HANDSHAKE_TIMEOUT": 2, "WSVIEWS_WRITE_TIMEOUT": 2},
                              STACKS[request.param])) as server:
         yield server
 
@@ -136,7 +136,7 @@ def _read_until(sock: socket.socket, marker: bytes, timeout: float = 5) -> bytes
 
 
 async def test_a_handshake_over_the_connection_limit_gets_503(tmp_path: Path):
-    with running(start_serve(tmp_path / "server.log", {"WSVIEWS_MAX_CONNECTIONS": 2})) as server:
+    with (start_serve(tmp_path / "server.log", {"WSVIEWS_MAX_CONNECTIONS": 2})) as server:
         async with connect(f"{server.ws}/ws/myapp/"), connect(f"{server.ws}/ws/myapp/"):
             assert await handshake_status(f"{server.ws}/ws/myapp/") == 503
         await asyncio.sleep(0.5)
@@ -208,7 +208,7 @@ def test_idle_connections_past_the_fd_limit_cost_a_few_lines_and_a_fresh_client_
     settings = {"WSVIEWS_HANDSHAKE_TIMEOUT": 3}
     server = start_serve(tmp_path / "server.log", settings, [*STACKS[stack], "--no-access-log"],
                          wrapper=["prlimit", "--nofile=1024:1024", "--"])
-    with running(server):
+    with server:
         before = len(log_lines(server))
         idle = []
         try:

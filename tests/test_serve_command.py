@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import EXAMPLE, Server, running, server_env, start_uvicorn
+from servers import EXAMPLE, Server, server_env, start_uvicorn
 from serving_support import rss_bytes, start_serve
 from wsclient import ConnectionClosed, connect, http, recv
 from wsviews.lifecycle import FOREIGN_SERVER_WARNING
@@ -25,7 +25,7 @@ WARNING_START = FOREIGN_SERVER_WARNING[:60]
 @pytest.fixture(scope="module")
 def serve_server(tmp_path_factory: pytest.TempPathFactory, _database: None) -> Server:
     log = tmp_path_factory.mktemp("serve") / "server.log"
-    with running(start_serve(log)) as server:
+    with (start_serve(log)) as server:
         yield server
 
 
@@ -93,7 +93,7 @@ async def test_twenty_16_mib_messages_at_once_are_refused_with_1009_before_buffe
 
 
 def test_plain_uvicorn_warns_that_the_limits_are_not_applied(tmp_path: Path):
-    with running(start_uvicorn("settings_serving", tmp_path / "uvicorn.log")) as server:
+    with (start_uvicorn("settings_serving", tmp_path / "uvicorn.log")) as server:
         assert http(f"{server.http}/slow/?seconds=0")[0] == 200
         log = server.log()
     assert log.count(WARNING_START) == 1
@@ -112,7 +112,7 @@ def test_sigterm_exits_0_and_the_port_is_released(tmp_path: Path):
 async def test_workers_share_the_port_and_all_drain_on_sigterm(tmp_path: Path):
     server = start_serve(tmp_path / "server.log", args=["--workers", "2"],
                          env={"REDIS_URL": _redis_url()})
-    with running(server):
+    with server:
         deadline = time.monotonic() + 30
         while server.log().count("Application startup complete") < 2 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from servers import free_port, running, start
+from servers import free_port, start
 from wsclient import ConnectionClosed, connect, http, recv
 from wsviews.lifecycle import FOREIGN_SERVER_WARNING
 
@@ -22,7 +22,7 @@ async def test_gunicorn_workers_apply_the_limits_and_drain_with_1012_and_exit_0(
     settings = {"WSVIEWS_MAX_MESSAGE_SIZE": 4096, "WSVIEWS_DRAIN_TIMEOUT": 2}
     env = {"WSVIEWS_TEST_SETTINGS": json.dumps(settings)}
     server = start(argv, "settings_serving", tmp_path / "gunicorn.log", port, env)
-    with running(server):
+    with server:
         assert http(f"{server.http}/slow/?seconds=0") == (200, b"slow done")
         async with connect(f"{server.ws}/ws/myapp/") as ws:
             await ws.send("x" * 5000)  # over the limit: the protocol refuses it (consumers have no own limit)
