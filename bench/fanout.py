@@ -1,15 +1,21 @@
 """Fan-out and point-to-point through a Redis channel layer: Channels vs wsviews vs raw ASGI.
 
-Run from the repository root (Redis on 127.0.0.1:6379 must be up)::
+Run from the repository root (Redis on 127.0.0.1:6379 must be up, or give ``--redis``)::
 
     .venv/bin/python bench/fanout.py            # full run (~10 minutes)
     .venv/bin/python bench/fanout.py --quick    # smoke run (~2 minutes)
+    .venv/bin/python bench/fanout.py --baseline /path/to/other/checkout/src
+
+``--baseline SRC`` adds a target (c0): wsviews and its layer imported from
+another source tree (an older commit), servers and publisher alike, so that a
+change is measured against what it replaces in the same run.
 
 Servers (``uvicorn bench.fanout_apps:<app> --ws websockets``, one worker, loopback):
 
 (a) plain Channels + channels_redis ``RedisChannelLayer``;
 (b) plain Channels + channels_redis ``RedisPubSubChannelLayer``;
 (c) wsviews + ``wsviews.layers.RedisChannelLayer``;
+(c0) the same from ``--baseline SRC``, when given;
 (d) a raw ASGI app doing local fan-out over a set of ``send`` callables.
 
 (a)-(c) serve the same consumer: ``group_add`` in ``connect``, and a
@@ -58,7 +64,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -69,7 +75,8 @@ from _process import cpu_seconds, free_port, raise_nofile, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = "redis://127.0.0.1:6379/11"  # --redis overrides it
+BASELINE_PACKAGE = "wsviews_baseline"
 PAD = "x" * 64  # a chat message's worth of text
 
 
@@ -79,6 +86,7 @@ class Target:
     label: str
     app: str
     layer: str | None
+    src: str | None = None  # where wsviews is imported from, if not this checkout
 
 
 TARGETS = [
@@ -105,7 +113,7 @@ class Server:
         self.log_path = workdir / f"{target.key}-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
         env.update(
-            PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+            PYTHONPATH=os.pathsep.join([str(ROOT), target.src or str(ROOT / "src")]),
             PYTHONUNBUFFERED="1",
             DJANGO_SETTINGS_MODULE="bench.fanout_apps",
             FANOUT_LAYER=target.layer or "wsviews",
@@ -313,6 +321,8 @@ class Publisher:
 
             backend, config = apps._BACKENDS[target.layer]
             config = {**config, "prefix": prefix}
+            if target.src is not None:
+                backend = backend.replace("wsviews.", f"{load_baseline(target.src)}.", 1)
             self.layer = import_string(backend)(**config)
 
     async def open(self) -> None:
@@ -345,6 +355,26 @@ class Publisher:
             close = getattr(self.layer, "close", None)
             if close is not None:
                 await close()
+
+
+def load_baseline(src: str) -> str:
+    """Import the ``wsviews`` package of ``src`` as BASELINE_PACKAGE; return that name.
+
+    The package imports its own modules relatively, so under another name it
+    lives next to this checkout's ``wsviews`` in one process.
+    """
+    import importlib.util
+
+    if BASELINE_PACKAGE not in sys.modules:
+        init = Path(src) / "wsviews" / "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            BASELINE_PACKAGE, init, submodule_search_locations=[str(init.parent)]
+        )
+        assert spec is not None and spec.loader is not None, f"no wsviews package in {src}"
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[BASELINE_PACKAGE] = module
+        spec.loader.exec_module(module)
+    return BASELINE_PACKAGE
 
 
 def payload(phase: str, seq: int) -> str:
@@ -576,23 +606,29 @@ def table(results: list[Result], args: argparse.Namespace) -> str:
 
 def ratios(results: list[Result]) -> str:
     by = {(r.target.key, r.scenario): r for r in results}
-    lines = ["| scenario | wsviews / pubsub layer | wsviews / channels_redis | wsviews / raw |",
-             "|---|---:|---:|---:|"]
+    baseline = any(key == "baseline" for key, _ in by)
+    lines = ["| scenario | wsviews / pubsub layer | wsviews / channels_redis | wsviews / raw |"
+             + (" wsviews / (c0) | (c0) / pubsub layer | (c0) / raw |" if baseline else ""),
+             "|---|---:|---:|---:|" + ("---:|---:|---:|" if baseline else "")]
     for scenario in SCENARIOS:
         ours = by.get(("wsviews", scenario))
         if ours is None:
             continue
 
-        def ratio(other_key: str, ours: Result = ours, scenario: str = scenario) -> str:
+        def ratio(other_key: str, ours: Result | None = ours, scenario: str = scenario) -> str:
             other = by.get((other_key, scenario))
-            if other is None:
+            if other is None or ours is None:
                 return "-"
             mine = ours.p2p_per_s if scenario == "p2p" else ours.max_per_s
             theirs = other.p2p_per_s if scenario == "p2p" else other.max_per_s
             return f"{mine / theirs:.2f}x" if theirs else "-"
 
-        lines.append(f"| {scenario} | {ratio('pubsub')} | {ratio('channels_redis')} | "
-                     f"{ratio('raw')} |")
+        line = f"| {scenario} | {ratio('pubsub')} | {ratio('channels_redis')} | {ratio('raw')} |"
+        if baseline:
+            theirs = by.get(("baseline", scenario))
+            line += (f" {ratio('baseline')} | {ratio('pubsub', theirs)} | "
+                     f"{ratio('raw', theirs)} |")
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -610,6 +646,9 @@ def redis_pid() -> int | None:
 
 
 async def main(args: argparse.Namespace) -> int:
+    global REDIS_URL
+    REDIS_URL = args.redis
+    os.environ["FANOUT_REDIS"] = REDIS_URL  # read by bench.fanout_apps, here and in the servers
     sys.path[:0] = [str(ROOT), str(ROOT / "src")]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.fanout_apps")
     raise_nofile()
@@ -618,8 +657,13 @@ async def main(args: argparse.Namespace) -> int:
     print(f"server logs in {workdir}", flush=True)
     pid = redis_pid()
     results = []
+    chosen = [t for t in TARGETS if t.key in args.targets]
+    if args.baseline:
+        ours = next(t for t in TARGETS if t.key == "wsviews")
+        chosen.append(replace(ours, key="baseline", label=f"(c0) wsviews from {args.baseline}",
+                              src=str(Path(args.baseline).resolve())))
     # raw first: the automatic rate is a share of what raw local fan-out sustains.
-    targets = sorted((t for t in TARGETS if t.key in args.targets), key=lambda t: t.key != "raw")
+    targets = sorted(chosen, key=lambda t: t.key != "raw")
     for scenario in args.scenarios:
         rate = args.rate or 0.0
         for target in targets:
@@ -689,6 +733,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="max phase rounds per server (the median is reported)")
     parser.add_argument("--messages", type=int, default=5000, help="point-to-point messages")
     parser.add_argument("--drain", type=float, default=30, help="seconds to wait for deliveries")
+    parser.add_argument("--redis", default=REDIS_URL,
+                        help=f"the Redis every layer uses (default: {REDIS_URL})")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="also run wsviews imported from SRC (a src/ dir of another checkout)")
     parser.add_argument("--targets", nargs="+", default=[t.key for t in TARGETS],
                         choices=[t.key for t in TARGETS])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
