@@ -17,7 +17,7 @@ from redis.asyncio.sentinel import SentinelConnectionPool
 
 from servers import REDIS_SERVER
 from wsviews.layers import MessageTooLarge
-from wsviews.layers._redis_config import make_pool
+from wsviews.layers.redis.config import make_pool
 from wsviews.layers.redis import RedisChannelLayer, check_config
 
 from .contract import TIMEOUT, Inbox, LayerContract, receive
@@ -198,7 +198,7 @@ async def test_multiple_hosts_shard_groups_and_channels(layers: Any) -> None:
     hosts = [REDIS, REDIS.replace("/11", "/12")]
     a, b = layers(hosts=hosts), layers(hosts=hosts)
     groups = [f"room{n}" for n in range(8)]
-    assert {a._shard_index(g) for g in groups} == {0, 1}
+    assert {a._shards.index(g) for g in groups} == {0, 1}
     channel = await b.new_channel()
     inbox = Inbox()
     b.attach(channel, inbox)
@@ -446,4 +446,4 @@ async def test_messages_for_a_closed_socket_are_not_kept(layers: Any) -> None:
     await a.send(witness, {"type": "marker"})
     await receive(a, witness)  # in order: the late message has arrived too
     assert a.stats["undeliverable"] == 1
-    assert closed not in a._local.queues
+    assert closed not in a.local.queues

@@ -244,7 +244,7 @@ def test_repeated_group_send_through_async_to_sync() -> None:
     layer = new_layer(capacity=3)
     async_to_sync(layer.group_send)("channel_name_1", {"type": "test.message.1"})
     async_to_sync(layer.group_send)("channel_name_2", {"type": "test.message.2"})
-    assert layer._loops == {}
+    assert layer._shards.loops() == []
 
 
 async def test_cancelling_receive_never_loses_a_message() -> None:
@@ -368,7 +368,7 @@ def test_a_layer_used_from_async_to_sync_leaves_nothing_behind(
         await layer.send(await layer.new_channel(), {"type": "test.message", "text": "Ahoy!"})
 
     async_to_sync(use)()
-    assert layer._loops == {} and layer._subscribers == {}
+    assert layer._shards.loops() == [] and layer._pubsub.subscribers == {}
     assert not [r for r in caplog.records if r.name == "asyncio"]
 
 
@@ -442,7 +442,7 @@ async def test_pubsub_connection_killed_by_redis_is_restored(
     await channel_layer.group_add("test-group", one)
     await channel_layer.group_add("test-group", two)
     async with Redis.from_url(HOST) as raw:
-        conn = channel_layer._subscribers[0]._conn
+        conn = channel_layer._pubsub.subscribers[0]._conn
         assert conn is not None and conn._writer is not None
         port = conn._writer.get_extra_info("sockname")[1]
         for client in await raw.client_list():
@@ -453,7 +453,7 @@ async def test_pubsub_connection_killed_by_redis_is_restored(
     async with asyncio.timeout(TIMEOUT):
         while channel_layer.stats["reconnects"] == 0:
             await asyncio.sleep(0.02)  # no event for it: the reconnect has a jittered backoff
-        while not channel_layer._subscribers[0].is_active(
+        while not channel_layer._pubsub.subscribers[0].is_active(
             channel_layer._schema.group_topic("test-group")
         ):
             await asyncio.sleep(0.02)

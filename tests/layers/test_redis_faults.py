@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from wsviews.layers import ChannelLayerUnavailable
-from wsviews.layers._redis_subscriber import Subscriber
+from wsviews.layers.redis.subscriber import Subscriber
 from wsviews.layers.redis import RedisChannelLayer
 
 from .contract import TIMEOUT, receive
@@ -255,7 +255,7 @@ async def test_frozen_redis_is_detected_without_a_reset(
     """A server that stops answering (a network cut: no RST) is noticed by PINGs and timeouts."""
     caplog.set_level(logging.WARNING, LOGGER)
     monkeypatch.setattr(Subscriber, "ping_interval", 0.3)
-    monkeypatch.setattr("wsviews.layers._redis_config.POOL_WAIT_ALLOWANCE", 0.5)
+    monkeypatch.setattr("wsviews.layers.redis.config.POOL_WAIT_ALLOWANCE", 0.5)
     layer = layers(server.url)
     sender = layers(f"{server.url}?socket_timeout=0.5")
     members = Members(2)

@@ -13,6 +13,13 @@ kind           target                  body
 ``ACK``        request id              ``None``
 =============  ======================  =====================================
 
+A group message published by a script (``group_send_scripted``) may carry a
+*stamp* in front of the envelope: ``b"\\0" OFFSET b":" EPOCH b":" ENVELOPE``,
+where OFFSET is decimal digits and EPOCH any bytes but ``:``. The receiving
+process sets ``message["offset"] = int(OFFSET)`` and ``message["epoch"] =
+EPOCH`` (decoded as UTF-8). The stamp is outside the encryption: a script in
+Redis computes it.
+
 Messages queued in Redis lists (normal channels, parked inbox messages) are
 prefixed with their deadline, in milliseconds, as 14 ASCII digits, so Lua can
 drop expired ones without decoding them.
@@ -27,11 +34,13 @@ from typing import Any
 
 import msgpack
 
-from .base import MessageTooLarge
+from ..base import MessageTooLarge
 
 VERSION = 1
 MESSAGE, GROUP, GROUP_ADD, DISCARD, ACK = range(5)
 DEADLINE_DIGITS = 14
+#: The first byte of a stamped payload; an envelope (msgpack array or Fernet token) never starts with it.
+STAMP = 0
 
 
 class MalformedPayload(ValueError):
@@ -83,7 +92,18 @@ class Codec:
         return self.dumps([VERSION, kind, target, body])
 
     def unpack(self, data: bytes) -> tuple[int, Any, Any]:
-        """Return ``(kind, target, body)`` of an envelope, validated."""
+        """Return ``(kind, target, body)`` of an envelope, validated, with its stamp applied."""
+        if data and data[0] == STAMP:
+            offset, epoch, data = split_stamp(data)
+            kind, target, body = self._unpack(data)
+            if kind != GROUP:
+                raise MalformedPayload("a stamp on an envelope that is not a group message")
+            body["offset"] = offset
+            body["epoch"] = epoch
+            return kind, target, body
+        return self._unpack(data)
+
+    def _unpack(self, data: bytes) -> tuple[int, Any, Any]:
         envelope = self.loads(data)
         if not isinstance(envelope, list) or len(envelope) != 4 or envelope[0] != VERSION:
             raise MalformedPayload(f"not a version {VERSION} envelope")
@@ -105,6 +125,23 @@ class Codec:
         else:
             raise MalformedPayload(f"unknown envelope kind {kind!r}")
         return kind, target, body
+
+
+def split_stamp(data: bytes) -> tuple[int, str, bytes]:
+    """Return ``(offset, epoch, envelope)`` of a stamped payload; raise MalformedPayload if it is not one."""
+    offset, sep, rest = data[1:].partition(b":")
+    epoch, sep2, envelope = rest.partition(b":")
+    if not (sep and sep2 and offset.isdigit()):
+        raise MalformedPayload("stamp is not \\0OFFSET:EPOCH:")
+    try:
+        return int(offset), epoch.decode(), envelope
+    except UnicodeDecodeError:
+        raise MalformedPayload("stamp epoch is not UTF-8") from None
+
+
+def stamp(offset: int, epoch: str, envelope: bytes) -> bytes:
+    """Return ``envelope`` stamped as a script would stamp it (for tests and tools)."""
+    return b"\0%d:%s:%s" % (offset, epoch.encode(), envelope)
 
 
 def fernet_key(key: str | bytes) -> bytes:
