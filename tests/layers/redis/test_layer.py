@@ -1,32 +1,23 @@
-"""The Redis layer: the shared contract against a real Redis, then what only Redis has."""
+"""RedisChannelLayer: the shared contract against a real Redis, then what several processes do."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import channels.exceptions
 import msgpack
 import pytest
-from channels.exceptions import InvalidChannelLayerError
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-from servers import REDIS_SERVER
-from wsviews.layers import MessageTooLarge
-from wsviews.layers.redis.config import make_pool
-from wsviews.layers.redis import RedisChannelLayer, check_config
+from wsviews.layers import ChannelLayerUnavailable, InvalidMessage, MessageTooLarge
+from wsviews.layers.redis import ForeignChannel, RedisChannelLayer
 
-from .contract import TIMEOUT, Inbox, LayerContract, receive
-
-REDIS = f"{REDIS_SERVER}/11"
-
-
-def unique_prefix() -> str:
-    return f"wsvtest-{uuid.uuid4().hex[:12]}"
+from ..contract import TIMEOUT, Inbox, LayerContract, receive
+from ..redis_server import RedisServer, free_port
+from .conftest import REDIS, unique_prefix
 
 
 class TestRedisLayerContract(LayerContract):
@@ -36,33 +27,7 @@ class TestRedisLayerContract(LayerContract):
         return RedisChannelLayer(**config)
 
 
-# What only the Redis layer has: several processes, and Redis itself.
-
-
-@pytest.fixture
-async def layers() -> AsyncIterator[Callable[..., RedisChannelLayer]]:
-    """Build layers sharing one prefix: each one stands for a process."""
-    prefix = unique_prefix()
-    made: list[RedisChannelLayer] = []
-
-    def make(**config: Any) -> RedisChannelLayer:
-        config.setdefault("hosts", [REDIS])
-        config.setdefault("prefix", prefix)
-        made.append(RedisChannelLayer(**config))
-        return made[-1]
-
-    yield make
-    for layer in made:
-        await layer.flush()
-        await layer.close()
-
-
-@pytest.fixture
-async def raw() -> AsyncIterator[Redis]:
-    """A plain redis-py client, to look at what the layer stores and publishes."""
-    client = Redis.from_url(REDIS)
-    yield client
-    await client.aclose()
+# Several processes (each layer stands for one)
 
 
 async def test_processes_have_distinct_ids(layers: Any) -> None:
@@ -143,28 +108,97 @@ async def test_group_add_of_a_channel_of_another_process(layers: Any) -> None:
     assert (await receive(b, channel))["type"] == "marker"
 
 
-async def test_normal_channel_messages_go_to_one_receiver(layers: Any) -> None:
-    """Workers in several processes share a normal channel; each message is received once."""
-    processes = [layers(), layers()]
-    received: list[int] = []
-    done = asyncio.Event()
-    total = 40
+async def test_a_group_message_is_decoded_once_per_process(layers: Any) -> None:
+    """However many members a process has, it decodes each group message once."""
+    receiver, sender = layers(), layers()
+    inboxes = [Inbox() for _ in range(40)]
+    for inbox in inboxes:
+        channel = await receiver.new_channel()
+        receiver.attach(channel, inbox)
+        await receiver.group_add("room", channel)
+    decodes = 0
+    loads = receiver._codec.loads
 
-    async def worker(layer: RedisChannelLayer) -> None:
-        while True:
-            received.append((await layer.receive("worker"))["n"])
-            if len(received) >= total:
-                done.set()
+    def counting(data: bytes) -> Any:
+        nonlocal decodes
+        decodes += 1
+        return loads(data)
 
-    workers = [asyncio.ensure_future(worker(layer)) for layer in processes for _ in range(2)]
-    for n in range(total):
-        await processes[n % 2].send("worker", {"type": "job", "n": n})
-    async with asyncio.timeout(TIMEOUT):
-        await done.wait()
-    for task in workers:
-        task.cancel()
-    await asyncio.gather(*workers, return_exceptions=True)
-    assert sorted(received) == list(range(total))
+    receiver._codec.loads = counting  # type: ignore[method-assign]
+    for n in range(3):
+        await sender.group_send("room", {"type": "t", "n": n})
+    for inbox in inboxes:
+        assert [(await inbox.get())["n"] for _ in range(3)] == [0, 1, 2]
+    assert decodes == 3
+
+
+async def test_redis_commands_per_group_send_do_not_grow_with_members(
+    private_redis: RedisServer,
+) -> None:
+    """A group_send costs the same Redis commands for 1 member as for 200 in two processes."""
+    prefix = unique_prefix()
+    made = [RedisChannelLayer(hosts=[private_redis.url], prefix=prefix) for _ in range(3)]
+    sender, one, two = made
+    inboxes: list[Inbox] = []
+
+    async def join(layer: RedisChannelLayer, count: int) -> None:
+        for _ in range(count):
+            channel = await layer.new_channel()
+            inboxes.append(Inbox())
+            layer.attach(channel, inboxes[-1])
+            await layer.group_add("room", channel)
+
+    async def commands_of_one_group_send(n: int) -> dict[str, int]:
+        before = private_redis.command_calls()
+        await sender.group_send("room", {"type": "t", "n": n})
+        for inbox in inboxes:
+            assert (await inbox.get())["n"] == n
+        after = private_redis.command_calls()
+        return {k: after[k] - before.get(k, 0) for k in after
+                if k != "info" and after[k] != before.get(k, 0)}
+
+    try:
+        await join(sender, 1)
+        await commands_of_one_group_send(0)  # connects; new inboxes drain their backlogs
+        small = await commands_of_one_group_send(1)
+        await join(sender, 99)
+        await join(one, 50)
+        await join(two, 50)
+        await commands_of_one_group_send(2)
+        large = await commands_of_one_group_send(3)
+        assert small == large
+        assert sum(large.values()) <= 3, large  # EVALSHA, and the PUBLISH and EXISTS it runs
+    finally:
+        for layer in made:
+            await layer.close()
+
+
+async def test_sends_of_one_moment_share_round_trips(private_redis: RedisServer) -> None:
+    """200 concurrent point-to-point sends are PUBLISHed in pipelines, not one by one."""
+    prefix = unique_prefix()
+    receiver = RedisChannelLayer(hosts=[private_redis.url], prefix=prefix)
+    sender = RedisChannelLayer(hosts=[private_redis.url], prefix=prefix)
+    try:
+        inbox = Inbox()
+        channels = []
+        for _ in range(200):
+            channels.append(await receiver.new_channel())
+            receiver.attach(channels[-1], inbox)
+        await sender.send(channels[0], {"type": "warm-up"})  # connects
+        await inbox.get()
+        before = private_redis.command_calls()
+        connections = private_redis.info("stats")["total_connections_received"]
+        await asyncio.gather(*(sender.send(c, {"type": "t", "n": n})
+                               for n, c in enumerate(channels)))
+        got = sorted([(await inbox.get())["n"] for _ in channels])
+        after = private_redis.command_calls()
+        assert got == list(range(200))
+        assert after["publish"] - before["publish"] == 200
+        # One pipeline on the warm-up's connection; one by one, they would have taken 64.
+        assert private_redis.info("stats")["total_connections_received"] == connections
+    finally:
+        await receiver.close()
+        await sender.close()
 
 
 async def test_messages_for_a_process_not_listening_are_parked(layers: Any) -> None:
@@ -175,23 +209,6 @@ async def test_messages_for_a_process_not_listening_are_parked(layers: Any) -> N
     await a.send(channel, {"type": "parked"})
     assert a.stats["parked"] == 1
     assert (await receive(b, channel))["type"] == "parked"
-
-
-async def test_every_key_has_a_ttl_and_a_hash_tag(layers: Any, raw: Redis) -> None:
-    a, b = layers(), layers()
-    channel = await b.new_channel()
-    await b.close()
-    await a.send(channel, {"type": "parked"})
-    await a.send("worker", {"type": "queued"})
-    await a.send("worker", {"type": "queued"})
-    await a.receive("worker")
-    await a.group_add("room", "worker")
-    keys = [key async for key in raw.scan_iter(match=f"{a.prefix}:*")]
-    kinds = {key.decode().split(":")[1] for key in keys}
-    assert kinds == {"queue", "members", "backlog"}
-    for key in keys:
-        assert await raw.pttl(key) > 0, key
-        assert b"{" in key and b"}" in key, key
 
 
 async def test_multiple_hosts_shard_groups_and_channels(layers: Any) -> None:
@@ -211,7 +228,27 @@ async def test_multiple_hosts_shard_groups_and_channels(layers: Any) -> None:
         assert (await receive(b, f"worker{n}"))["type"] == "job"
 
 
-# Encryption
+
+# Messages
+
+
+async def test_a_non_dict_message_is_a_type_error_and_an_assertion_error(layers: Any) -> None:
+    a = layers()
+    channel = await a.new_channel()
+    for call in (a.send(channel, ["not", "a", "dict"]), a.group_send("room", "text"),
+                 a.send("worker", {"type": "t", "__asgi_channel__": "x"})):
+        with pytest.raises(InvalidMessage) as caught:
+            await call
+        assert isinstance(caught.value, TypeError) and isinstance(caught.value, AssertionError)
+    assert a.stats["sent"] == a.stats["group_sent"] == 0
+
+
+async def test_a_foreign_channel_is_a_value_error_and_an_assertion_error(layers: Any) -> None:
+    a, b = layers(), layers()
+    foreign = await b.new_channel()
+    with pytest.raises(ForeignChannel) as caught:
+        await a.receive(foreign)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, AssertionError)
 
 
 async def test_encrypted_messages_are_opaque_in_redis(layers: Any, raw: Redis) -> None:
@@ -259,8 +296,6 @@ async def test_wrong_key_is_dropped_and_logged(
     assert "symmetric_encryption_keys" in caplog.text
 
 
-# Malformed payloads
-
 
 async def test_malformed_payloads_are_dropped_and_subscriptions_survive(
     layers: Any, raw: Redis, caplog: pytest.LogCaptureFixture
@@ -285,18 +320,6 @@ async def test_malformed_payloads_are_dropped_and_subscriptions_survive(
     assert "malformed" in caplog.text
 
 
-async def test_malformed_items_in_a_normal_channel_are_skipped(layers: Any, raw: Redis) -> None:
-    a = layers()
-    await raw.rpush(a._schema.queue("worker"), b"garbage", b"99999999999999\xc1")
-    await raw.pexpire(a._schema.queue("worker"), 60_000)
-    await a.send("worker", {"type": "job"})
-    assert (await receive(a, "worker"))["type"] == "job"
-    assert a.stats["malformed"] == 2
-
-
-# Message size
-
-
 async def test_message_too_large_is_refused_before_sending(layers: Any) -> None:
     a = layers(max_message_size=1024)
     channel = await a.new_channel()
@@ -311,103 +334,103 @@ async def test_message_too_large_is_refused_before_sending(layers: Any) -> None:
     assert (await receive(a, channel))["type"] == "small"
 
 
-# Configuration
+
+# Extensions' data in Redis: key(), run_script(), group_send_scripted()
+
+# The shape of a history engine: a per-group offset and epoch, a stream of
+# publications, and the publication published stamped with its position.
+HISTORY = """
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 100, '*', 'offset', offset, 'envelope', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 60000)
+redis.call('PEXPIRE', KEYS[2], 60000)
+redis.call('PUBLISH', ARGV[1], '\\0' .. offset .. ':' .. epoch .. ':' .. ARGV[2])
+return {offset, epoch}
+"""
 
 
-async def test_hosts_in_every_channels_redis_form(layers: Any) -> None:
-    forms: list[Any] = [
-        ["redis://127.0.0.1:6379/11"],
-        [("127.0.0.1", 6379)],
-        [{"address": "redis://127.0.0.1:6379/11", "socket_timeout": 2, "max_connections": 5}],
-        [{"host": "127.0.0.1", "port": 6379, "db": 11}],
-    ]
-    for hosts in forms:
-        a, b = layers(hosts=hosts), layers(hosts=hosts)
-        channel = await b.new_channel()
-        await b.group_add("room", channel)
-        await a.group_send("room", {"type": "t"})
-        assert (await receive(b, channel))["type"] == "t"
+async def test_scripted_group_messages_are_stamped_in_every_process(
+    layers: Any, raw: Redis
+) -> None:
+    a, b, sender = layers(), layers(), layers()
+    inboxes = []
+    for layer in (a, a, b, b):
+        channel = await layer.new_channel()
+        inboxes.append(Inbox())
+        layer.attach(channel, inboxes[-1])
+        await layer.group_add("news", channel)
+    keys = [sender.key("position", "news"), sender.key("history", "news")]
+    results = [await sender.group_send_scripted("news", {"type": "pub", "n": n}, HISTORY, keys,
+                                                ["epoch-1"]) for n in range(3)]
+    assert results == [[1, b"epoch-1"], [2, b"epoch-1"], [3, b"epoch-1"]]
+    for inbox in inboxes:
+        assert [await inbox.get() for _ in range(3)] == [
+            {"type": "pub", "n": n, "offset": n + 1, "epoch": "epoch-1"} for n in range(3)
+        ]
+    assert await raw.xlen(keys[1]) == 3
+    assert sender.stats["group_sent"] == 3
+    # What the stream holds is the envelope every process decodes.
+    (_, fields), = await raw.xrange(keys[1], count=1)
+    assert sender._codec.unpack(fields[b"envelope"])[2] == {"type": "pub", "n": 0}
+    await sender.flush()  # flush() deletes the keys of kinds named through key()
+    assert await raw.exists(*keys) == 0
 
 
-async def test_blocking_receive_outlasts_a_short_socket_timeout(layers: Any) -> None:
-    """A socket_timeout shorter than the blocking pop does not break an idle receive()."""
-    a = layers(hosts=[{"address": REDIS, "socket_timeout": 0.5}])
-    waiting = asyncio.ensure_future(a.receive("worker"))
-    await asyncio.sleep(1.2)  # idle for longer than socket_timeout: that is the point
-    assert not waiting.done()
-    await a.send("worker", {"type": "late"})
-    async with asyncio.timeout(TIMEOUT):
-        assert (await waiting)["type"] == "late"
+async def test_a_script_may_publish_unstamped_or_not_at_all(layers: Any) -> None:
+    a, sender = layers(), layers()
+    channel = await a.new_channel()
+    inbox = Inbox()
+    a.attach(channel, inbox)
+    await a.group_add("news", channel)
+    plain = "redis.call('PUBLISH', ARGV[1], ARGV[2]) return 'sent'"
+    silent = "return ARGV[3]"
+    assert await sender.group_send_scripted("news", {"type": "plain"}, plain, [], []) == b"sent"
+    assert await sender.group_send_scripted("news", {"type": "x"}, silent, [], ["quiet"]) == b"quiet"
+    await sender.group_send("news", {"type": "marker"})
+    assert await inbox.get() == {"type": "plain"}
+    assert await inbox.get() == {"type": "marker"}
 
 
-def test_no_timeout_is_shorter_than_a_blocking_call() -> None:
-    blocking = RedisChannelLayer.blocking_timeout
-    for timeout in (None, 0.5, 5, 30):
-        host = {"address": REDIS} if timeout is None else {"address": REDIS,
-                                                           "socket_timeout": timeout}
-        layer = RedisChannelLayer(hosts=[host])
-        assert layer._shards[0].timeouts["blocking"] > blocking
-        for role in ("commands", "blocking", "subscriber"):
-            pool = make_pool(host, role)
-            # Timeouts are the layer's, around whole operations; never redis-py's.
-            assert pool.connection_kwargs["socket_timeout"] is None
-            if role != "subscriber":
-                assert isinstance(pool, BlockingConnectionPool)
+async def test_run_script_runs_on_the_owner_of_the_hash_name(layers: Any, raw: Redis) -> None:
+    hosts = [REDIS, REDIS.replace("/11", "/12")]
+    a = layers(hosts=hosts)
+    script = "redis.call('SET', KEYS[1], ARGV[1], 'PX', 60000) return redis.call('GET', KEYS[1])"
+    for name in ("room1", "room2", "room3", "room4"):
+        key = a.key("presence", name)
+        assert await a.run_script(name, script, [key], [name]) == name.encode()
+        owner = a._shards[a._shards.index(name)].address
+        async with Redis.from_url(owner) as server:
+            assert await server.get(key) == name.encode()
+    await raw.script_flush()  # the next call finds the script unknown: sent whole again
+    assert await a.run_script("room1", "return 7", [], []) == 7
+    with pytest.raises(ResponseError):
+        await a.run_script("room1", "return redis.call('NOSUCHCOMMAND')", [], [])
 
 
-def test_sentinel_hosts_build_a_sentinel_pool() -> None:
-    host = {"sentinels": [("127.0.0.1", 26379)], "master_name": "mymaster",
-            "sentinel_kwargs": {"socket_timeout": 1}, "db": 3}
-    layer = RedisChannelLayer(hosts=[host])
-    assert "mymaster" in repr(layer)
-    pool = make_pool(layer.hosts[0], "commands")
-    assert isinstance(pool, SentinelConnectionPool)
-    assert isinstance(pool, BlockingConnectionPool)
-    assert pool.service_name == "mymaster"
-    assert pool.connection_kwargs["db"] == 3
+async def test_keys_of_scripts_must_carry_the_hash_tag(layers: Any) -> None:
+    a = layers()
+    with pytest.raises(ValueError, match=r"hash tag \{room\}.*layer.key\(kind, 'room'\)"):
+        await a.run_script("room", "return 1", [a.key("presence", "other")], [])
+    with pytest.raises(ValueError, match="hash tag"):
+        await a.group_send_scripted("room", {"type": "t"}, "return 1", ["no-tag"], [])
+    assert a.key("presence", "room") == f"{a.prefix}:presence:{{room}}"
+    with pytest.raises(ValueError, match="not one the layer uses"):
+        a.key("queue", "room")
 
 
-def test_unknown_config_key_is_a_type_error_naming_it() -> None:
-    with pytest.raises(TypeError, match="'capcity': did you mean 'capacity'"):
-        RedisChannelLayer(hosts=[REDIS], capcity=10)
-
-
-def test_bad_config_values_are_refused_with_the_fix() -> None:
-    with pytest.raises(InvalidChannelLayerError, match=r"write 'hosts': \['redis://x'\]"):
-        RedisChannelLayer(hosts="redis://x")
-    with pytest.raises(InvalidChannelLayerError, match="expiry"):
-        RedisChannelLayer(expiry=-1)
-
-
-@pytest.mark.parametrize(
-    ("config", "expected"),
-    [
-        ({}, []),
-        ({"hosts": [("localhost", 6379)], "prefix": "app", "capacity": 10, "expiry": 5,
-          "group_expiry": 60, "channel_capacity": {"http.*": 5}, "max_message_size": 1000,
-          "symmetric_encryption_keys": ["k"], "on_disconnect": "redis.disconnect",
-          "serializer_format": "msgpack", "random_prefix_length": 12}, []),
-        ({"BACKEND": "wsviews.layers.RedisChannelLayer", "CONFIG": {"hots": []}}, ["'hots'"]),
-        ({"hosts": "redis://x"}, ["must be a list"]),
-        ({"hosts": [("localhost",)]}, ["(host, port) pair"]),
-        ({"hosts": ["http://x"]}, ["redis://, rediss:// or unix://"]),
-        ({"hosts": [{"sentinels": [("h", 1)]}]}, ["no 'master_name'"]),
-        ({"hosts": [{"address": REDIS, "sockettimeout": 1}]}, ["did you mean 'socket_timeout'"]),
-        ({"hosts": [{"address": REDIS, "decode_responses": True}]}, ["decode_responses"]),
-        ({"prefix": "a{b}"}, ["braces"]),
-        ({"capacity": 0}, ["'capacity' must be a positive int"]),
-        ({"channel_capacity": {"x": "big"}}, ["'channel_capacity'['x']"]),
-        ({"symmetric_encryption_keys": "secret"}, ["[SECRET_KEY]"]),
-        ({"max_message_size": 2**40}, ["max_message_size"]),
-        ({"serializer_format": "json"}, ["'serializer_format' 'json'"]),
-        ({"on_reconnect": 3}, ["'on_reconnect'"]),
-    ],
-)
-def test_check_config(config: dict[str, Any], expected: list[str]) -> None:
-    problems = check_config(config)
-    assert len(problems) == len(expected), problems
-    for problem, fragment in zip(problems, expected, strict=True):
-        assert fragment in problem
+async def test_run_script_maps_an_unreachable_redis(caplog: pytest.LogCaptureFixture) -> None:
+    layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{free_port()}/0"])
+    with caplog.at_level(logging.WARNING, "wsviews.layers.redis"):
+        for _ in range(3):
+            with pytest.raises(ChannelLayerUnavailable, match="Cannot run a script on Redis"):
+                await layer.run_script("room", "return 1", [], [])
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+    await layer.close()
 
 
 # Load
