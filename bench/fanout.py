@@ -38,7 +38,8 @@ the latency of every delivery. Phases, per server and scenario, in this order:
   Unless ``--rate`` is given, RATE is half of what raw local fan-out sustained
   in the same run (at most 100/s): a load the machine can carry, the same for
   every server;
-* ``p2p``: MESSAGES sends, WINDOW * 50 in flight: deliveries per second, latency.
+* ``p2p``: ROUNDS rounds of MESSAGES sends, WINDOW * 50 in flight: the median
+  deliveries per second; the latency of every delivery.
 
 The CPU time of the server processes and of redis-server (from /proc) is
 divided by the deliveries: unlike deliveries/s it does not depend on how much
@@ -209,7 +210,7 @@ class Client:
                 self.first.setdefault(phase, now)
                 self.last[phase] = now
                 received = self.received[phase] = self.received.get(phase, 0) + 1
-                if phase == "p2p":
+                if phase.startswith("p2p"):
                     if received == self.expected.get(phase):
                         self.conn.send(("done", phase, -1))
                     continue
@@ -515,53 +516,59 @@ async def measure_fanout(publisher: Publisher, clients: Clients, group: str,
 
 async def measure_p2p(publisher: Publisher, clients: Clients, channels: list[str],
                       args: argparse.Namespace, result: Result, meter: Meter) -> None:
+    """ROUNDS rounds of MESSAGES sends; the median round counts, latencies are pooled."""
     shares = [len(share) for share in clients.shares]
-    owner = []
-    for index, share in enumerate(clients.shares):
-        owner += [index] * len(share)
+    offsets = [0]
+    for size in shares:
+        offsets.append(offsets[-1] + size)
     # Channel names arrive per client process, in the order of its share.
     order: list[str] = channels
     total = args.messages
     rng = random.Random(0)
-    targets = [rng.randrange(len(order)) for _ in range(total)]
-    per_client = [0] * len(shares)
-    offsets = [0]
-    for size in shares:
-        offsets.append(offsets[-1] + size)
-    for t in targets:
-        per_client[next(i for i in range(len(shares)) if offsets[i] <= t < offsets[i + 1])] += 1
-    clients.expect("p2p", per_client)
-    server_cpu, redis_cpu = meter.read()
-    start = time.monotonic()
-    limit = asyncio.Semaphore(args.window * 50)
-
+    rounds: list[tuple[float, float, float]] = []
+    pooled: list[float] = []
     full = 0
+    for round_ in range(args.rounds):
+        phase = f"p2p{round_}"
+        targets = [rng.randrange(len(order)) for _ in range(total)]
+        per_client = [0] * len(shares)
+        for t in targets:
+            per_client[next(i for i in range(len(shares)) if offsets[i] <= t < offsets[i + 1])] += 1
+        clients.expect(phase, per_client)
+        server_cpu, redis_cpu = meter.read()
+        start = time.monotonic()
+        limit = asyncio.Semaphore(args.window * 50)
 
-    async def send(seq: int, channel: str) -> None:
-        nonlocal full
-        async with limit:
-            while True:
-                try:
-                    await publisher.send(channel, payload("p2p", seq))
-                    return
-                except ChannelFull:  # backpressure: wait for the receiver to catch up
-                    full += 1
-                    await asyncio.sleep(0.01)
+        async def send(seq: int, channel: str, phase: str = phase,
+                       limit: asyncio.Semaphore = limit) -> None:
+            nonlocal full
+            async with limit:
+                while True:
+                    try:
+                        await publisher.send(channel, payload(phase, seq))
+                        return
+                    except ChannelFull:  # backpressure: wait for the receiver to catch up
+                        full += 1
+                        await asyncio.sleep(0.01)
 
-    await asyncio.gather(*(send(seq, order[t]) for seq, t in enumerate(targets)))
-    drained = await wait(clients.event("p2p", -1), args.drain)
-    elapsed = time.monotonic() - start
+        await asyncio.gather(*(send(seq, order[t]) for seq, t in enumerate(targets)))
+        drained = await wait(clients.event(phase, -1), args.drain)
+        elapsed = time.monotonic() - start
+        latencies, _, _ = await clients.report(phase)
+        server_cpu2, redis_cpu2 = meter.read()
+        if not drained:
+            result.notes.append(f"{phase}: {total - len(latencies)} of {total} not delivered")
+        deliveries = max(len(latencies), 1)
+        rounds.append((len(latencies) / elapsed, (server_cpu2 - server_cpu) / deliveries * 1e6,
+                       (redis_cpu2 - redis_cpu) / deliveries * 1e6))
+        pooled += latencies
     if full:
         result.notes.append(f"p2p: ChannelFull {full} times (retried after 10 ms)")
-    latencies, _, _ = await clients.report("p2p")
-    server_cpu2, redis_cpu2 = meter.read()
-    if not drained:
-        result.notes.append(f"p2p: {total - len(latencies)} of {total} not delivered")
-    result.p2p_per_s = len(latencies) / elapsed
-    result.p2p_p50 = percentile(latencies, 0.5) * 1000
-    result.p2p_p99 = percentile(latencies, 0.99) * 1000
-    result.server_us = (server_cpu2 - server_cpu) / max(len(latencies), 1) * 1e6
-    result.redis_us = (redis_cpu2 - redis_cpu) / max(len(latencies), 1) * 1e6
+    result.p2p_per_s = statistics.median(r[0] for r in rounds)
+    result.server_us = statistics.median(r[1] for r in rounds)
+    result.redis_us = statistics.median(r[2] for r in rounds)
+    result.p2p_p50 = percentile(pooled, 0.5) * 1000
+    result.p2p_p99 = percentile(pooled, 0.99) * 1000
 
 
 async def wait(event: asyncio.Event, timeout: float) -> bool:
@@ -705,7 +712,8 @@ def render(results: list[Result], args: argparse.Namespace, pid: int | None) -> 
         f"{args.python}. max: {args.window} broadcasts in flight, median of {args.rounds} "
         f"rounds of {args.seconds:g} s; rate: "
         f"broadcasts/s as shown, for {args.seconds:g} s ({'given' if args.rate else 'half of raw max'}"
-        f"); p2p: {args.messages} messages, {args.window * 50} sends in flight.",
+        f"); p2p: median of {args.rounds} rounds of {args.messages} messages, "
+        f"{args.window * 50} sends in flight.",
         "",
         table(results, args),
         "",
@@ -731,7 +739,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=4, help="broadcasts in flight (max phase)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="max phase rounds per server (the median is reported)")
-    parser.add_argument("--messages", type=int, default=5000, help="point-to-point messages")
+    parser.add_argument("--messages", type=int, default=10000,
+                        help="point-to-point messages per round")
     parser.add_argument("--drain", type=float, default=30, help="seconds to wait for deliveries")
     parser.add_argument("--redis", default=REDIS_URL,
                         help=f"the Redis every layer uses (default: {REDIS_URL})")

@@ -470,3 +470,26 @@ async def test_messages_for_a_closed_socket_are_not_kept(layers: Any) -> None:
     await receive(a, witness)  # in order: the late message has arrived too
     assert a.stats["undeliverable"] == 1
     assert closed not in a.local.queues
+
+
+# channels_redis' public methods
+
+
+async def test_serialize_is_what_the_layer_stores(layers: Any, raw: Redis) -> None:
+    a = layers(symmetric_encryption_keys=["a-key"])
+    message = {"type": "t", "b": b"\x00", "n": [1]}
+    assert a.deserialize(a.serialize(message)) == message
+    await a.send("worker", message)
+    (item,) = await raw.lrange(a._schema.queue("worker"), 0, -1)
+    assert a.deserialize(item[14:]) == message  # after the deadline digits
+    with pytest.raises(ValueError):
+        a.deserialize(b"not a message")
+
+
+async def test_close_pools_is_close(layers: Any) -> None:
+    a = layers()
+    channel = await a.new_channel()
+    await a.close_pools()
+    assert a._shards.loops() == [] and a._pubsub.loop is None
+    await a.send(channel, {"type": "after"})
+    assert (await receive(a, channel))["type"] == "after"
