@@ -700,13 +700,20 @@ def render(results: list[Result], args: argparse.Namespace, pid: int | None) -> 
     import websockets
 
     notes = [f"- {r.target.label} / {r.scenario}: {n}" for r in results for n in r.notes]
+    try:  # redis-py parses replies with hiredis when it is installed: much cheaper per message
+        import hiredis
+
+        parser = f"hiredis {hiredis.__version__}"
+    except ImportError:
+        parser = "redis-py's Python parser (no hiredis)"
     return "\n".join([
         f"# Fan-out benchmark, {datetime.datetime.now().isoformat(timespec='minutes')}",
         "",
         f"`{' '.join(sys.argv)}` on {platform.platform()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs; channels {channels.__version__}, channels_redis "
         f"{channels_redis.__version__}, redis-py {redis.__version__}, websockets "
-        f"{websockets.__version__}; Redis on loopback{'' if pid else ' (its CPU not readable)'}.",
+        f"{websockets.__version__}; {parser} in this process; Redis on loopback"
+        f"{'' if pid else ' (its CPU not readable)'}.",
         "",
         f"{args.members} sockets, {args.clients} client processes, servers on "
         f"{args.python}. max: {args.window} broadcasts in flight, median of {args.rounds} "

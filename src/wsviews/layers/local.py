@@ -70,7 +70,7 @@ class Capacities:
 class FanOut(NamedTuple):
     """What one group message did in this process."""
 
-    members: int   # local members the group had
+    members: int   # local members the group has after it
     full: int      # of those, queued members at capacity, which missed it
     emptied: bool  # True if stale members left and the group has no local member now
 
@@ -205,11 +205,10 @@ class LocalChannels:
                 full += 1
         self.stats["delivered"] += delivered
         self.stats["dropped_full"] += full
-        count = len(members)
         emptied = False
         for channel in stale or ():
             emptied = self.group_discard(group, channel) or emptied
-        return FanOut(count, full, emptied)
+        return FanOut(len(members), full, emptied)
 
     # Reservations: capacity for messages that reach the queue later
 

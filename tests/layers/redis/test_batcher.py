@@ -10,7 +10,8 @@ import pytest
 from redis.asyncio import Redis
 
 from wsviews.layers import ChannelLayerUnavailable
-from wsviews.layers.redis.batcher import PublishBatcher
+from wsviews.layers.redis.batcher import MAX_COMBINED, PublishBatcher
+from wsviews.layers.redis.codec import join_batch, split_batch
 from wsviews.layers.redis.config import decode_hosts
 from wsviews.layers.redis.shards import Shards
 
@@ -112,3 +113,28 @@ async def test_a_cancelled_publisher_does_not_disturb_the_others(shards: Countin
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(results[2], asyncio.CancelledError)
     assert [r for n, r in enumerate(results) if n != 2] == [0, 0, 0, 0]
+
+
+async def test_payloads_for_one_topic_are_joined_into_one_publish(
+    shards: CountingShards, raw: Redis
+) -> None:
+    topic, other = f"{unique_prefix()}:t".encode(), f"{unique_prefix()}:u".encode()
+    pubsub = await listening(raw, topic)
+    await pubsub.subscribe(other)
+    await pubsub.get_message(timeout=5)
+    batcher = PublishBatcher(shards, join_batch)
+    count = MAX_COMBINED + 10  # more than one PUBLISH carries
+    receivers = await asyncio.gather(
+        *(batcher.publish(0, topic, b"%d" % n) for n in range(count)),
+        batcher.publish(0, other, b"alone"),
+    )
+    assert receivers == [1] * (count + 1)
+    published = []
+    while len(published) < 3:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+        published.append((message["channel"], message["data"]))
+    assert [split_batch(data) for channel, data in published if channel == topic] == [
+        [b"%d" % n for n in range(MAX_COMBINED)], [b"%d" % n for n in range(MAX_COMBINED, count)],
+    ]
+    assert (other, b"alone") in published  # a lone payload is published as it is
+    await pubsub.aclose()

@@ -19,6 +19,9 @@ from wsviews.layers.redis.codec import (
     Codec,
     MalformedPayload,
     fernet_key,
+    is_batch,
+    join_batch,
+    split_batch,
     split_deadline,
     split_stamp,
     stamp,
@@ -112,3 +115,19 @@ def test_queued_items_carry_their_deadline() -> None:
     for bad in (b"", b"123", b"abcdefghijklmnpayload"):
         with pytest.raises(MalformedPayload):
             split_deadline(bad)
+
+
+def test_batches_carry_payloads_as_they_are() -> None:
+    codec = Codec(["a-key"])
+    payloads = [codec.pack(MESSAGE, f"a!{n}", {"n": n}) for n in range(3)]
+    batch = join_batch(payloads)
+    assert is_batch(batch) and not any(is_batch(p) for p in payloads)
+    assert split_batch(batch) == payloads
+    assert [codec.unpack(p)[2] for p in split_batch(batch)] == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+@pytest.mark.parametrize("payload", [b"\1", b"\1\xc1", b"\1" + msgpack.packb(["str"]),
+                                     b"\1" + msgpack.packb({"a": b"x"})])
+def test_bad_batches_are_refused(payload: bytes) -> None:
+    with pytest.raises(MalformedPayload):
+        split_batch(payload)

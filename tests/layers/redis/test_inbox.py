@@ -10,7 +10,7 @@ import pytest
 from channels.exceptions import ChannelFull
 from redis.asyncio import Redis
 
-from wsviews.layers.redis.codec import GROUP_ADD
+from wsviews.layers.redis.codec import GROUP_ADD, MESSAGE, join_batch
 
 from ..contract import Inbox, receive
 
@@ -98,3 +98,15 @@ async def test_group_discard_of_a_channel_of_another_process(layers: Any) -> Non
     await inbox.get()
     assert "room" not in b.local.groups
     assert not b._pubsub.is_active(b._shards.index("room"), b._schema.group_topic("room"))
+
+
+async def test_a_bad_payload_in_a_batch_costs_only_itself(layers: Any, raw: Redis) -> None:
+    a = layers()
+    channel, inbox = await a.new_channel(), Inbox()
+    a.attach(channel, inbox)
+    good = a._codec.pack(MESSAGE, channel, {"type": "good"})
+    await raw.publish(a._inbox.topic, join_batch([b"garbage", good, good]))
+    await raw.publish(a._inbox.topic, b"\1not a batch")
+    await a.send(channel, {"type": "marker"})
+    assert [(await inbox.get())["type"] for _ in range(3)] == ["good", "good", "marker"]
+    assert a.stats["malformed"] == 2

@@ -20,6 +20,11 @@ process sets ``message["offset"] = int(OFFSET)`` and ``message["epoch"] =
 EPOCH`` (decoded as UTF-8). The stamp is outside the encryption: a script in
 Redis computes it.
 
+Payloads for the same process's inbox sent in the same moment travel as one
+*batch*: ``b"\\1"`` then a msgpack array of the payloads, each as it would
+have been published alone (encrypted, if it is). The receiving process
+handles them one by one, in order.
+
 Messages queued in Redis lists (normal channels, parked inbox messages) are
 prefixed with their deadline, in milliseconds, as 14 ASCII digits, so Lua can
 drop expired ones without decoding them.
@@ -39,8 +44,9 @@ from ..base import MessageTooLarge
 VERSION = 1
 MESSAGE, GROUP, GROUP_ADD, DISCARD, ACK = range(5)
 DEADLINE_DIGITS = 14
-#: The first byte of a stamped payload; an envelope (msgpack array or Fernet token) never starts with it.
-STAMP = 0
+#: The first bytes of a stamped and of a batched payload; an envelope (a msgpack
+#: array, or a Fernet token) never starts with either.
+STAMP, BATCH = 0, 1
 
 
 class MalformedPayload(ValueError):
@@ -125,6 +131,28 @@ class Codec:
         else:
             raise MalformedPayload(f"unknown envelope kind {kind!r}")
         return kind, target, body
+
+
+def is_batch(data: bytes) -> bool:
+    """Return True if ``data`` is a batch of payloads."""
+    return bool(data) and data[0] == BATCH
+
+
+def join_batch(payloads: list[bytes]) -> bytes:
+    """Return one payload carrying ``payloads`` (already serialised, and encrypted if need be)."""
+    packed: bytes = msgpack.packb(payloads, use_bin_type=True)
+    return b"\1" + packed
+
+
+def split_batch(data: bytes) -> list[bytes]:
+    """Return the payloads of a batch; raise MalformedPayload if it is not one."""
+    try:
+        payloads = msgpack.unpackb(data[1:], raw=False)
+    except Exception as exc:
+        raise MalformedPayload(f"batch: {type(exc).__name__}: {exc}") from None
+    if not isinstance(payloads, list) or not all(isinstance(p, bytes) for p in payloads):
+        raise MalformedPayload("batch is not a list of payloads")
+    return payloads
 
 
 def split_stamp(data: bytes) -> tuple[int, str, bytes]:

@@ -23,7 +23,17 @@ from ..base import AttachableChannelLayer, require_dict, require_message
 from ..local import Capacities, LocalChannels
 from . import schema as lua
 from .batcher import PublishBatcher
-from .codec import DISCARD, GROUP, GROUP_ADD, MESSAGE, Codec, MalformedPayload
+from .codec import (
+    DISCARD,
+    GROUP,
+    GROUP_ADD,
+    MESSAGE,
+    Codec,
+    MalformedPayload,
+    is_batch,
+    join_batch,
+    split_batch,
+)
 from .config import DEFAULT_MAX_MESSAGE_SIZE, check_config, decode_hosts, unknown_keys
 from .inbox import Inbox, owner_of
 from .pubsub import PubSub, Route
@@ -126,7 +136,7 @@ class RedisChannelLayer(AttachableChannelLayer):
         self._shards = Shards(self.hosts, self.stats, self.blocking_timeout, self._loop_closing)
         self._codec = Codec(symmetric_encryption_keys, expiry, max_message_size)
         self._schema = Schema(prefix)
-        self._batcher = PublishBatcher(self._shards)
+        self._batcher = PublishBatcher(self._shards, join_batch)
         self._pubsub = PubSub(self._shards, self.stats, self._on_pubsub, self._on_subscribed,
                               self._on_pubsub_state, self._on_pubsub_start)
         self._pubsub.subscribe_timeout = self.subscribe_timeout
@@ -432,15 +442,14 @@ class RedisChannelLayer(AttachableChannelLayer):
         self._sweeper = loop.call_later(self.sweep_interval, self._sweep)
 
     def _on_pubsub(self, topic: bytes, route: Route, payload: bytes) -> None:
-        try:
-            kind, target, body = self._codec.unpack(payload)
-        except MalformedPayload as exc:
-            self._malformed(topic.decode(errors="replace"), payload, exc)
-            return
-        self.stats["received"] += 1
         if route is None:
-            self._inbox.handle(kind, target, body)
-        elif kind == GROUP and target == route:
+            self._on_inbox(topic, payload)
+            return
+        decoded = self._decode(topic, payload)
+        if decoded is None:
+            return
+        kind, target, body = decoded
+        if kind == GROUP and target == route:
             members, full, emptied = self.local.fan_out(route, body)
             if full:
                 logger.info("%s of %s channels over capacity in group %s", full, members, route)
@@ -448,6 +457,28 @@ class RedisChannelLayer(AttachableChannelLayer):
                 self._unwant_group(route)
         else:
             self._malformed(topic.decode(), payload, "not a message for this group")
+
+    def _on_inbox(self, topic: bytes, payload: bytes) -> None:
+        payloads = [payload]
+        if is_batch(payload):
+            try:
+                payloads = split_batch(payload)
+            except MalformedPayload as exc:
+                self._malformed(topic.decode(errors="replace"), payload, exc)
+                return
+        for one in payloads:
+            decoded = self._decode(topic, one)
+            if decoded is not None:
+                self._inbox.handle(*decoded)
+
+    def _decode(self, topic: bytes, payload: bytes) -> tuple[int, Any, Any] | None:
+        try:
+            decoded = self._codec.unpack(payload)
+        except MalformedPayload as exc:
+            self._malformed(topic.decode(errors="replace"), payload, exc)
+            return None
+        self.stats["received"] += 1
+        return decoded
 
     def _on_subscribed(self, topic: bytes) -> None:
         self._inbox.on_subscribed(topic)
