@@ -183,31 +183,39 @@ class LocalChannels:
         members = self.groups.get(group)
         if not members:
             return _NOBODY
-        attached = self.attached
-        delivered = full = 0
-        stale: list[str] | None = None
-        oldest = self.clock() - self.group_expiry
         # A snapshot: a deliver() may detach a channel, which edits the group.
-        for channel, joined in tuple(members.items()):
-            deliver = attached.get(channel)
-            if deliver is not None:
-                try:
-                    deliver(dict(message))
-                except Exception:
-                    self._deliver_failed(channel)
-                else:
-                    delivered += 1
-            elif joined < oldest:
-                if stale is None:
-                    stale = []
-                stale.append(channel)
-            elif not self.put(channel, dict(message)):
-                full += 1
-        self.stats["delivered"] += delivered
-        self.stats["dropped_full"] += full
+        snapshot = tuple(members)
+        get = self.attached.get
+        failed = 0
+        queued: list[str] | None = None
+        for channel in snapshot:
+            deliver = get(channel)
+            if deliver is None:
+                if queued is None:
+                    queued = []
+                queued.append(channel)
+                continue
+            try:
+                deliver(dict(message))
+            except Exception:
+                failed += 1
+                self._deliver_failed(channel)
+        self.stats["delivered"] += len(snapshot) - len(queued or ()) - failed
+        full = 0
         emptied = False
-        for channel in stale or ():
-            emptied = self.group_discard(group, channel) or emptied
+        if queued:
+            oldest = self.clock() - self.group_expiry
+            for channel in queued:
+                joined = members.get(channel)
+                if joined is None:  # left the group during this fan-out
+                    if channel in self.gone:
+                        self.stats["undeliverable"] += 1
+                    continue
+                if joined < oldest:
+                    emptied = self.group_discard(group, channel) or emptied
+                elif not self.put(channel, dict(message)):
+                    full += 1
+            self.stats["dropped_full"] += full
         return FanOut(len(members), full, emptied)
 
     # Reservations: capacity for messages that reach the queue later
