@@ -110,3 +110,14 @@ async def test_a_bad_payload_in_a_batch_costs_only_itself(layers: Any, raw: Redi
     await a.send(channel, {"type": "marker"})
     assert [(await inbox.get())["type"] for _ in range(3)] == ["good", "good", "marker"]
     assert a.stats["malformed"] == 2
+
+
+async def test_joined_sends_to_an_absent_process_are_all_parked(layers: Any) -> None:
+    """A joined PUBLISH nobody heard falls back message by message: each one is parked."""
+    a, b = layers(capacity=100), layers()
+    channels = [await b.new_channel() for _ in range(5)]
+    await b.close()
+    await asyncio.gather(*(a.send(c, {"type": "t", "n": n}) for n in range(10) for c in channels))
+    assert a.stats["parked"] == 50
+    for channel in channels:
+        assert sorted([(await receive(b, channel))["n"] for _ in range(10)]) == list(range(10))
