@@ -1,16 +1,22 @@
 """Fan-out and point-to-point through a Redis channel layer: Channels vs wsviews vs raw ASGI.
 
-Run from the repository root (Redis must be up: ``WSVIEWS_TEST_REDIS``, default
-``redis://127.0.0.1:6379``, as for the tests; database 11 is used)::
+Run from the repository root (Redis must be up: ``--redis``, default database 11 of
+``WSVIEWS_TEST_REDIS`` (``redis://127.0.0.1:6379``), as for the tests)::
 
     .venv/bin/python bench/fanout.py            # full run (~10 minutes)
     .venv/bin/python bench/fanout.py --quick    # smoke run (~2 minutes)
+    .venv/bin/python bench/fanout.py --baseline /path/to/other/checkout/src
+
+``--baseline SRC`` adds a target (c0): wsviews and its layer imported from
+another source tree (an older commit), servers and publisher alike, so that a
+change is measured against what it replaces in the same run.
 
 Servers (``uvicorn bench.fanout_apps:<app> --ws websockets-sansio``, one worker, loopback):
 
 (a) plain Channels + channels_redis ``RedisChannelLayer``;
 (b) plain Channels + channels_redis ``RedisPubSubChannelLayer``;
 (c) wsviews + ``wsviews.layers.RedisChannelLayer``;
+(c0) the same from ``--baseline SRC``, when given;
 (d) a raw ASGI app doing local fan-out over a set of ``send`` callables.
 
 (a)-(c) serve the same consumer: ``group_add`` in ``connect``, and a
@@ -33,7 +39,8 @@ the latency of every delivery. Phases, per server and scenario, in this order:
   Unless ``--rate`` is given, RATE is half of what raw local fan-out sustained
   in the same run (at most 100/s): a load the machine can carry, the same for
   every server;
-* ``p2p``: MESSAGES sends, WINDOW * 50 in flight: deliveries per second, latency.
+* ``p2p``: ROUNDS rounds of MESSAGES sends, WINDOW * 50 in flight: the median
+  deliveries per second; the latency of every delivery.
 
 The CPU time of the server processes and of redis-server (from /proc) is
 divided by the deliveries: unlike deliveries/s it does not depend on how much
@@ -57,7 +64,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -78,7 +85,8 @@ from harness import (  # noqa: E402
 )
 
 RESULTS = ROOT / "bench" / "results"
-REDIS_URL = f"{REDIS_SERVER}/11"
+REDIS_URL = f"{REDIS_SERVER}/11"  # --redis overrides it
+BASELINE_PACKAGE = "wsviews_baseline"
 PAD = "x" * 64  # a chat message's worth of text
 
 
@@ -88,6 +96,7 @@ class Target:
     label: str
     app: str
     layer: str | None
+    src: str | None = None  # where wsviews is imported from, if not this checkout
 
 
 TARGETS = [
@@ -114,7 +123,7 @@ class Server:
         env = process_env(
             {"DJANGO_SETTINGS_MODULE": "bench.fanout_apps", "FANOUT_LAYER": target.layer or "wsviews",
              "FANOUT_PREFIX": prefix, "FANOUT_REDIS": REDIS_URL},
-            pythonpath=[ROOT, ROOT / "src"], drop=("REDIS_URL",),
+            pythonpath=[ROOT, target.src or ROOT / "src"], drop=("REDIS_URL",),
         )
         argv = uvicorn_argv(target.app, port, "--no-access-log", "--workers", "1", python=python,
                             log_level="warning")
@@ -191,7 +200,7 @@ class Client:
                 self.first.setdefault(phase, now)
                 self.last[phase] = now
                 received = self.received[phase] = self.received.get(phase, 0) + 1
-                if phase == "p2p":
+                if phase.startswith("p2p"):
                     if received == self.expected.get(phase):
                         self.conn.send(("done", phase, -1))
                     continue
@@ -304,6 +313,8 @@ class Publisher:
 
             backend, config = apps._BACKENDS[target.layer]
             config = {**config, "prefix": prefix}
+            if target.src is not None:
+                backend = backend.replace("wsviews.", f"{load_baseline(target.src)}.", 1)
             self.layer = import_string(backend)(**config)
 
     async def open(self) -> None:
@@ -336,6 +347,26 @@ class Publisher:
             close = getattr(self.layer, "close", None)
             if close is not None:
                 await close()
+
+
+def load_baseline(src: str) -> str:
+    """Import the ``wsviews`` package of ``src`` as BASELINE_PACKAGE; return that name.
+
+    The package imports its own modules relatively, so under another name it
+    lives next to this checkout's ``wsviews`` in one process.
+    """
+    import importlib.util
+
+    if BASELINE_PACKAGE not in sys.modules:
+        init = Path(src) / "wsviews" / "__init__.py"
+        spec = importlib.util.spec_from_file_location(
+            BASELINE_PACKAGE, init, submodule_search_locations=[str(init.parent)]
+        )
+        assert spec is not None and spec.loader is not None, f"no wsviews package in {src}"
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[BASELINE_PACKAGE] = module
+        spec.loader.exec_module(module)
+    return BASELINE_PACKAGE
 
 
 def payload(phase: str, seq: int) -> str:
@@ -476,53 +507,59 @@ async def measure_fanout(publisher: Publisher, clients: Clients, group: str,
 
 async def measure_p2p(publisher: Publisher, clients: Clients, channels: list[str],
                       args: argparse.Namespace, result: Result, meter: Meter) -> None:
+    """ROUNDS rounds of MESSAGES sends; the median round counts, latencies are pooled."""
     shares = [len(share) for share in clients.shares]
-    owner = []
-    for index, share in enumerate(clients.shares):
-        owner += [index] * len(share)
+    offsets = [0]
+    for size in shares:
+        offsets.append(offsets[-1] + size)
     # Channel names arrive per client process, in the order of its share.
     order: list[str] = channels
     total = args.messages
     rng = random.Random(0)
-    targets = [rng.randrange(len(order)) for _ in range(total)]
-    per_client = [0] * len(shares)
-    offsets = [0]
-    for size in shares:
-        offsets.append(offsets[-1] + size)
-    for t in targets:
-        per_client[next(i for i in range(len(shares)) if offsets[i] <= t < offsets[i + 1])] += 1
-    clients.expect("p2p", per_client)
-    server_cpu, redis_cpu = meter.read()
-    start = time.monotonic()
-    limit = asyncio.Semaphore(args.window * 50)
-
+    rounds: list[tuple[float, float, float]] = []
+    pooled: list[float] = []
     full = 0
+    for round_ in range(args.rounds):
+        phase = f"p2p{round_}"
+        targets = [rng.randrange(len(order)) for _ in range(total)]
+        per_client = [0] * len(shares)
+        for t in targets:
+            per_client[next(i for i in range(len(shares)) if offsets[i] <= t < offsets[i + 1])] += 1
+        clients.expect(phase, per_client)
+        server_cpu, redis_cpu = meter.read()
+        start = time.monotonic()
+        limit = asyncio.Semaphore(args.window * 50)
 
-    async def send(seq: int, channel: str) -> None:
-        nonlocal full
-        async with limit:
-            while True:
-                try:
-                    await publisher.send(channel, payload("p2p", seq))
-                    return
-                except ChannelFull:  # backpressure: wait for the receiver to catch up
-                    full += 1
-                    await asyncio.sleep(0.01)
+        async def send(seq: int, channel: str, phase: str = phase,
+                       limit: asyncio.Semaphore = limit) -> None:
+            nonlocal full
+            async with limit:
+                while True:
+                    try:
+                        await publisher.send(channel, payload(phase, seq))
+                        return
+                    except ChannelFull:  # backpressure: wait for the receiver to catch up
+                        full += 1
+                        await asyncio.sleep(0.01)
 
-    await asyncio.gather(*(send(seq, order[t]) for seq, t in enumerate(targets)))
-    drained = await wait(clients.event("p2p", -1), args.drain)
-    elapsed = time.monotonic() - start
+        await asyncio.gather(*(send(seq, order[t]) for seq, t in enumerate(targets)))
+        drained = await wait(clients.event(phase, -1), args.drain)
+        elapsed = time.monotonic() - start
+        latencies, _, _ = await clients.report(phase)
+        server_cpu2, redis_cpu2 = meter.read()
+        if not drained:
+            result.notes.append(f"{phase}: {total - len(latencies)} of {total} not delivered")
+        deliveries = max(len(latencies), 1)
+        rounds.append((len(latencies) / elapsed, (server_cpu2 - server_cpu) / deliveries * 1e6,
+                       (redis_cpu2 - redis_cpu) / deliveries * 1e6))
+        pooled += latencies
     if full:
         result.notes.append(f"p2p: ChannelFull {full} times (retried after 10 ms)")
-    latencies, _, _ = await clients.report("p2p")
-    server_cpu2, redis_cpu2 = meter.read()
-    if not drained:
-        result.notes.append(f"p2p: {total - len(latencies)} of {total} not delivered")
-    result.p2p_per_s = len(latencies) / elapsed
-    result.p2p_p50 = percentile(latencies, 0.5) * 1000
-    result.p2p_p99 = percentile(latencies, 0.99) * 1000
-    result.server_us = (server_cpu2 - server_cpu) / max(len(latencies), 1) * 1e6
-    result.redis_us = (redis_cpu2 - redis_cpu) / max(len(latencies), 1) * 1e6
+    result.p2p_per_s = statistics.median(r[0] for r in rounds)
+    result.server_us = statistics.median(r[1] for r in rounds)
+    result.redis_us = statistics.median(r[2] for r in rounds)
+    result.p2p_p50 = percentile(pooled, 0.5) * 1000
+    result.p2p_p99 = percentile(pooled, 0.99) * 1000
 
 
 async def wait(event: asyncio.Event, timeout: float) -> bool:
@@ -567,23 +604,29 @@ def table(results: list[Result], args: argparse.Namespace) -> str:
 
 def ratios(results: list[Result]) -> str:
     by = {(r.target.key, r.scenario): r for r in results}
-    lines = ["| scenario | wsviews / pubsub layer | wsviews / channels_redis | wsviews / raw |",
-             "|---|---:|---:|---:|"]
+    baseline = any(key == "baseline" for key, _ in by)
+    lines = ["| scenario | wsviews / pubsub layer | wsviews / channels_redis | wsviews / raw |"
+             + (" wsviews / (c0) | (c0) / pubsub layer | (c0) / raw |" if baseline else ""),
+             "|---|---:|---:|---:|" + ("---:|---:|---:|" if baseline else "")]
     for scenario in SCENARIOS:
         ours = by.get(("wsviews", scenario))
         if ours is None:
             continue
 
-        def ratio(other_key: str, ours: Result = ours, scenario: str = scenario) -> str:
+        def ratio(other_key: str, ours: Result | None = ours, scenario: str = scenario) -> str:
             other = by.get((other_key, scenario))
-            if other is None:
+            if other is None or ours is None:
                 return "-"
             mine = ours.p2p_per_s if scenario == "p2p" else ours.max_per_s
             theirs = other.p2p_per_s if scenario == "p2p" else other.max_per_s
             return f"{mine / theirs:.2f}x" if theirs else "-"
 
-        lines.append(f"| {scenario} | {ratio('pubsub')} | {ratio('channels_redis')} | "
-                     f"{ratio('raw')} |")
+        line = f"| {scenario} | {ratio('pubsub')} | {ratio('channels_redis')} | {ratio('raw')} |"
+        if baseline:
+            theirs = by.get(("baseline", scenario))
+            line += (f" {ratio('baseline')} | {ratio('pubsub', theirs)} | "
+                     f"{ratio('raw', theirs)} |")
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -601,17 +644,24 @@ def redis_pid() -> int | None:
 
 
 async def main(args: argparse.Namespace) -> int:
+    global REDIS_URL
+    REDIS_URL = args.redis
+    os.environ["FANOUT_REDIS"] = REDIS_URL  # read by bench.fanout_apps, here and in the servers
     sys.path[:0] = [str(ROOT), str(ROOT / "src")]
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.fanout_apps")
-    os.environ["FANOUT_REDIS"] = REDIS_URL  # the publisher here uses the servers' Redis
     raise_nofile()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fanout-logs-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"server logs in {workdir}", flush=True)
     pid = redis_pid()
     results = []
+    chosen = [t for t in TARGETS if t.key in args.targets]
+    if args.baseline:
+        ours = next(t for t in TARGETS if t.key == "wsviews")
+        chosen.append(replace(ours, key="baseline", label=f"(c0) wsviews from {args.baseline}",
+                              src=str(Path(args.baseline).resolve())))
     # raw first: the automatic rate is a share of what raw local fan-out sustains.
-    targets = sorted((t for t in TARGETS if t.key in args.targets), key=lambda t: t.key != "raw")
+    targets = sorted(chosen, key=lambda t: t.key != "raw")
     for scenario in args.scenarios:
         rate = args.rate or 0.0
         for target in targets:
@@ -641,19 +691,27 @@ def render(results: list[Result], args: argparse.Namespace, pid: int | None) -> 
     from websockets.version import version as websockets_version
 
     notes = [f"- {r.target.label} / {r.scenario}: {n}" for r in results for n in r.notes]
+    try:  # redis-py parses replies with hiredis when it is installed: much cheaper per message
+        import hiredis
+
+        parser = f"hiredis {hiredis.__version__}"
+    except ImportError:
+        parser = "redis-py's Python parser (no hiredis)"
     return "\n".join([
         f"# Fan-out benchmark, {datetime.datetime.now().isoformat(timespec='minutes')}",
         "",
         f"`{' '.join(sys.argv)}` on {platform.platform()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs; channels {channels.__version__}, channels_redis "
         f"{channels_redis.__version__}, redis-py {redis.__version__}, websockets "
-        f"{websockets_version}; Redis on loopback{'' if pid else ' (its CPU not readable)'}.",
+        f"{websockets_version}; {parser} in this process; Redis on loopback"
+        f"{'' if pid else ' (its CPU not readable)'}.",
         "",
         f"{args.members} sockets, {args.clients} client processes, servers on "
         f"{args.python}. max: {args.window} broadcasts in flight, median of {args.rounds} "
         f"rounds of {args.seconds:g} s; rate: "
         f"broadcasts/s as shown, for {args.seconds:g} s ({'given' if args.rate else 'half of raw max'}"
-        f"); p2p: {args.messages} messages, {args.window * 50} sends in flight.",
+        f"); p2p: median of {args.rounds} rounds of {args.messages} messages, "
+        f"{args.window * 50} sends in flight.",
         "",
         table(results, args),
         "",
@@ -679,8 +737,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=4, help="broadcasts in flight (max phase)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="max phase rounds per server (the median is reported)")
-    parser.add_argument("--messages", type=int, default=5000, help="point-to-point messages")
+    parser.add_argument("--messages", type=int, default=10000,
+                        help="point-to-point messages per round")
     parser.add_argument("--drain", type=float, default=30, help="seconds to wait for deliveries")
+    parser.add_argument("--redis", default=REDIS_URL,
+                        help=f"the Redis every layer uses (default: {REDIS_URL})")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="also run wsviews imported from SRC (a src/ dir of another checkout)")
     parser.add_argument("--targets", nargs="+", default=[t.key for t in TARGETS],
                         choices=[t.key for t in TARGETS])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from channels.exceptions import ChannelFull
 
-from wsviews.layers import AttachableChannelLayer, supports_attach
+from wsviews.layers import AttachableChannelLayer, InvalidMessage, supports_attach
 
 TIMEOUT = 5.0
 
@@ -137,8 +137,13 @@ class LayerContract:
             await layer.group_send("x" * 200, {"type": "t"})
 
     async def test_non_dict_message_is_refused(self, layer: Any) -> None:
-        with pytest.raises(AssertionError):
-            await layer.send("test-channel-5", ["not", "a", "dict"])
+        """A TypeError naming the rule, and an AssertionError as Channels' layers raise."""
+        for call in (layer.send("test-channel-5", ["not", "a", "dict"]),
+                     layer.group_send("test-group", "not a dict")):
+            with pytest.raises(InvalidMessage, match="must be a dict, not") as caught:
+                await call
+            assert isinstance(caught.value, TypeError)
+            assert isinstance(caught.value, AssertionError)
 
     # Capacity and expiry
 
@@ -228,10 +233,25 @@ class LayerContract:
         assert (await receive(layer, channel))["type"] == "marker"
 
     async def test_empty_groups_and_unknown_members_are_no_ops(self, layer: Any) -> None:
-        channel = await layer.new_channel()
-        await layer.group_send("nobody-here", {"type": "t"})
+        """Sending to an empty group and discarding non-members raise nothing and change nothing."""
+        channel, member = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add("test-group", member)
+        await layer.group_send("nobody-here", {"type": "lost"})
         await layer.group_discard("nobody-here", channel)
-        await layer.group_discard("nobody-here", "test-channel-10")
+        await layer.group_discard("test-group", channel)
+        await layer.group_discard("test-group", "test-channel-10")
+        await layer.group_send("test-group", {"type": "kept"})
+        await layer.send(channel, {"type": "marker"})
+        assert (await receive(layer, member))["type"] == "kept"
+        assert (await receive(layer, channel))["type"] == "marker"
+
+    async def test_discard_before_add(self, layer: Any) -> None:
+        """A channel discarded from a group it never joined can join it afterwards."""
+        channel = await layer.new_channel()
+        await layer.group_discard("test-group", channel)
+        await layer.group_add("test-group", channel)
+        await layer.group_send("test-group", {"type": "joined.after"})
+        assert (await receive(layer, channel))["type"] == "joined.after"
 
     async def test_group_send_skips_full_members(self, layer: Any) -> None:
         """A member at capacity misses group messages; the others get them; no error."""
@@ -263,6 +283,28 @@ class LayerContract:
         assert (await inbox.get())["type"] == "late"
 
     # The attach extension
+
+    async def test_group_send_isolates_the_sender(self, layer: Any) -> None:
+        channel = await layer.new_channel()
+        await layer.group_add("test-group", channel)
+        message = {"type": "t", "items": [1]}
+        await layer.group_send("test-group", message)
+        message["items"].append(2)
+        assert (await receive(layer, channel))["items"] == [1]
+
+    async def test_stats_count_sends_and_deliveries(self, layer: Any) -> None:
+        channel, other = await layer.new_channel(), await layer.new_channel()
+        inbox = Inbox()
+        layer.attach(channel, inbox)
+        await layer.group_add("test-group", channel)
+        await layer.group_add("test-group", other)
+        await layer.send(channel, {"type": "direct"})
+        await layer.group_send("test-group", {"type": "group"})
+        await inbox.get()
+        await inbox.get()
+        await receive(layer, other)
+        assert (layer.stats["sent"], layer.stats["group_sent"]) == (1, 1)
+        assert layer.stats["delivered"] == 3
 
     async def test_attach_pushes_direct_and_group_messages(self, layer: Any) -> None:
         channel = await layer.new_channel()

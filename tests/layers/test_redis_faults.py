@@ -8,10 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -23,69 +19,13 @@ import pytest
 import redis
 
 from wsviews.layers import ChannelLayerUnavailable
-from wsviews.layers._redis_subscriber import Subscriber
 from wsviews.layers.redis import RedisChannelLayer
+from wsviews.layers.redis.subscriber import Subscriber
 
 from .contract import TIMEOUT, receive
+from .redis_server import REDIS_SERVER, RedisServer, free_port
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 LOGGER = "wsviews.layers.redis"
-
-pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="needs redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A redis-server of our own that a test may kill, freeze and restart on the same port."""
-
-    def __init__(self, directory: Path, port: int | None = None, extra: list[str] | None = None):
-        self.directory = directory
-        self.port = port or free_port()
-        self.extra = extra or []
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> float:
-        """Start the server; return the monotonic time it answered PING."""
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, *self.extra, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return time.monotonic()
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline or self.proc.poll() is not None:
-                        raise
-                    time.sleep(0.02)  # polling a process that has no readiness event
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def freeze(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture
@@ -255,7 +195,7 @@ async def test_frozen_redis_is_detected_without_a_reset(
     """A server that stops answering (a network cut: no RST) is noticed by PINGs and timeouts."""
     caplog.set_level(logging.WARNING, LOGGER)
     monkeypatch.setattr(Subscriber, "ping_interval", 0.3)
-    monkeypatch.setattr("wsviews.layers._redis_config.POOL_WAIT_ALLOWANCE", 0.5)
+    monkeypatch.setattr("wsviews.layers.redis.config.POOL_WAIT_ALLOWANCE", 0.5)
     layer = layers(server.url)
     sender = layers(f"{server.url}?socket_timeout=0.5")
     members = Members(2)

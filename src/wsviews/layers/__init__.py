@@ -3,6 +3,7 @@
 from .base import (
     AttachableChannelLayer,
     ChannelLayerUnavailable,
+    InvalidMessage,
     MessageTooLarge,
     supports_attach,
 )
@@ -12,6 +13,7 @@ __all__ = [
     "AttachableChannelLayer",
     "ChannelLayerUnavailable",
     "InMemoryChannelLayer",
+    "InvalidMessage",
     "MessageTooLarge",
     "RedisChannelLayer",
     "check_config",

@@ -36,12 +36,39 @@ class ChannelLayerUnavailable(ConnectionError):
     """
 
 
-class MessageTooLarge(ChannelsMessageTooLarge):
+class MessageTooLarge(ChannelsMessageTooLarge):  # type: ignore[misc]  # channels is untyped
     """The serialised message is over the layer's ``max_message_size``; nothing was sent.
 
     A subclass of ``channels.exceptions.MessageTooLarge``, so code written
     for Channels catches it.
     """
+
+
+class InvalidMessage(TypeError, AssertionError):
+    """A message a channel layer cannot carry: not a dict, or using a reserved key; nothing was sent.
+
+    Channels' own layers ``assert`` these rules, so code written for them
+    expects an ``AssertionError``; this is one, and a ``TypeError`` too, and
+    it is raised under ``python -O`` as well.
+    """
+
+
+def require_dict(message: Any) -> None:
+    """Raise InvalidMessage unless ``message`` is a dict (the rule of ``group_send``)."""
+    if not isinstance(message, dict):
+        raise InvalidMessage(
+            f"a channel layer message must be a dict, not {type(message).__name__}: "
+            "send {'type': 'handler.name', ...}"
+        )
+
+
+def require_message(message: Any) -> None:
+    """Raise InvalidMessage unless ``message`` is a dict without reserved keys (the rule of ``send``)."""
+    require_dict(message)
+    if "__asgi_channel__" in message:
+        raise InvalidMessage(
+            "'__asgi_channel__' is reserved for the layer: rename that key of the message"
+        )
 
 
 class AttachableChannelLayer(BaseChannelLayer):  # type: ignore[misc]

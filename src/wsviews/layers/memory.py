@@ -1,29 +1,33 @@
-"""The in-memory channel layer: one process, no dependencies, push delivery."""
+"""The in-memory channel layer: the Channels API over the local delivery core, in one process."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import logging
 import secrets
-import time
 from typing import Any
 
 from channels.exceptions import ChannelFull
 
 from ..types import Deliver
-from .base import AttachableChannelLayer
+from .base import AttachableChannelLayer, require_dict, require_message
+from .local import Capacities, LocalChannels
 
-logger = logging.getLogger("wsviews.layers.memory")
+STATS = ("sent", "group_sent")
 
 
 class InMemoryChannelLayer(AttachableChannelLayer):
     """A channel layer living in this process, used when no Redis is configured.
 
-    Semantics follow ``channels.layers.InMemoryChannelLayer`` (capacity,
-    expiry, group_expiry), plus the ``attach`` extension: attached channels
-    get messages pushed to them without a queue or a waiting task.
+    Semantics follow ``channels.layers.InMemoryChannelLayer``: ``send`` raises
+    ``ChannelFull`` at capacity, messages expire after ``expiry``, members
+    leave groups after ``group_expiry``, and the receiver gets a deep copy, so
+    the sender may change its message afterwards. Plus the ``attach``
+    extension: attached channels get messages pushed to them, and stay in
+    their groups until detached. :attr:`stats` counts what happened.
     """
+
+    #: Seconds between sweeps of expired messages and members (each costs a look at every queue).
+    sweep_interval = 0.1
 
     def __init__(
         self,
@@ -34,50 +38,43 @@ class InMemoryChannelLayer(AttachableChannelLayer):
         **kwargs: Any,
     ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, **kwargs)
-        self.channel_capacity = self.compile_capacities(channel_capacity or {})
         self.group_expiry = group_expiry
-        self.channels: dict[str, asyncio.Queue[tuple[float, dict[str, Any]]]] = {}
-        self.groups: dict[str, dict[str, float]] = {}
-        self._attached: dict[str, Deliver] = {}
-        self._next_clean = 0.0
+        self._capacities = Capacities(capacity, channel_capacity)
+        self.channel_capacity = self._capacities.patterns
+        #: Counters of what happened to messages: ``sent``, ``group_sent`` and the core's.
+        self.stats: dict[str, int] = dict.fromkeys(STATS, 0)
+        #: The local delivery core: every channel, queue and group of this layer.
+        self.local = LocalChannels(self._capacities, expiry, group_expiry, self.stats)
+
+    def get_capacity(self, channel: str) -> int:
+        return self._capacities(channel)
+
+    @property
+    def groups(self) -> dict[str, dict[str, float]]:
+        """Return ``{group: {channel: when it joined}}``, as Channels' in-memory layer has it."""
+        return self.local.groups
+
+    @property
+    def _attached(self) -> dict[str, Deliver]:
+        # The name this layer's attachments had before the local core; tests read it.
+        return self.local.attached
 
     # Channel layer API
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
-        assert isinstance(message, dict), "message is not a dict"
+        """Send a deep copy of ``message`` to ``channel``; raise ChannelFull at capacity."""
+        require_message(message)
         self.require_valid_channel_name(channel)
-        assert "__asgi_channel__" not in message
-        self._put(channel, copy.deepcopy(message))
-
-    def _put(self, channel: str, message: dict[str, Any]) -> None:
-        deliver = self._attached.get(channel)
-        if deliver is not None:
-            try:
-                deliver(message)
-            except Exception:
-                # One broken receiver must not cost the sender, or the other members, anything.
-                logger.exception("deliver() of channel %s raised; message dropped", channel)
-            return
-        queue = self.channels.get(channel)
-        if queue is None:
-            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
-        try:
-            queue.put_nowait((time.time() + self.expiry, message))
-        except asyncio.QueueFull:
-            raise ChannelFull(channel) from None
+        self._sweep()
+        if not self.local.put(channel, copy.deepcopy(message)):
+            raise ChannelFull(channel)
+        self.stats["sent"] += 1
 
     async def receive(self, channel: str) -> dict[str, Any]:
+        """Return the next message of ``channel``, waiting for one."""
         self.require_valid_channel_name(channel)
-        self._clean_expired()
-        queue = self.channels.get(channel)
-        if queue is None:
-            queue = self.channels[channel] = asyncio.Queue(maxsize=self.get_capacity(channel))
-        try:
-            _, message = await queue.get()
-        finally:
-            if queue.empty() and self.channels.get(channel) is queue:
-                del self.channels[channel]
-        return message
+        self._sweep()
+        return await self.local.get(channel)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         return f"{prefix}.inmemory!{secrets.token_urlsafe(9).replace('-', 'x')}"
@@ -85,81 +82,42 @@ class InMemoryChannelLayer(AttachableChannelLayer):
     # Attach extension
 
     def attach(self, channel: str, deliver: Deliver) -> None:
+        """Push every message for ``channel`` to ``deliver(message)``, starting with queued ones."""
         self.require_valid_channel_name(channel)
-        self._attached[channel] = deliver
-        queue = self.channels.pop(channel, None)
-        while queue is not None and not queue.empty():
-            deliver(queue.get_nowait()[1])
+        self.local.attach(channel, deliver)
 
     def detach(self, channel: str) -> None:
-        if self._attached.pop(channel, None) is not None:
-            self._remove_from_groups(channel)
-
-    # Expiry
-
-    def _clean_expired(self) -> None:
-        # A sweep touches every member of every group: do it at most ten times a second.
-        now = time.time()
-        if now < self._next_clean:
-            return
-        self._next_clean = now + 0.1
-        for channel, queue in list(self.channels.items()):
-            expired = False
-            while not queue.empty() and queue._queue[0][0] < now:  # type: ignore[attr-defined]
-                queue.get_nowait()
-                expired = True
-            if expired:
-                self._remove_from_groups(channel)
-            if queue.empty():
-                self.channels.pop(channel, None)
-        oldest = now - self.group_expiry
-        for group, members in list(self.groups.items()):
-            for channel, joined in list(members.items()):
-                # Attached channels are live sockets of this process: they never expire.
-                if joined < oldest and channel not in self._attached:
-                    del members[channel]
-            if not members:
-                del self.groups[group]
-
-    def _remove_from_groups(self, channel: str) -> None:
-        for group, members in list(self.groups.items()):
-            members.pop(channel, None)
-            if not members:
-                del self.groups[group]
-
-    # Flush extension
-
-    async def flush(self) -> None:
-        self.channels = {}
-        self.groups = {}
+        """Stop pushing to ``channel`` and remove it from every group."""
+        self.local.detach(channel)
 
     # Groups extension
 
     async def group_add(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        self.groups.setdefault(group, {})[channel] = time.time()
+        self.local.group_add(group, channel)
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
-        members = self.groups.get(group)
-        if members:
-            members.pop(channel, None)
-            if not members:
-                del self.groups[group]
+        self.local.group_discard(group, channel)
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        assert isinstance(message, dict), "message is not a dict"
+        """Send ``message`` to every member of ``group``; members at capacity miss it."""
+        require_dict(message)
         self.require_valid_group_name(group)
-        self._clean_expired()
-        members = self.groups.get(group)
-        if not members:
-            return
-        # One deep copy isolates the sender; each member gets a shallow copy.
-        message = copy.deepcopy(message)
-        for channel in list(members):
-            try:
-                self._put(channel, dict(message))
-            except ChannelFull:
-                pass
+        self._sweep()
+        self.stats["group_sent"] += 1
+        if self.local.groups.get(group):
+            # One deep copy isolates the sender; each member gets a shallow copy of it.
+            self.local.fan_out(group, copy.deepcopy(message))
+
+    # Flush extension
+
+    async def flush(self) -> None:
+        """Forget every queued message and every group (attached channels stay attached)."""
+        self.local.clear()
+
+    def _sweep(self) -> None:
+        if self.local.sweep_due(self.sweep_interval):
+            self.local.sweep()

@@ -13,6 +13,18 @@ kind           target                  body
 ``ACK``        request id              ``None``
 =============  ======================  =====================================
 
+A group message published by a script (``group_send_scripted``) may carry a
+*stamp* in front of the envelope: ``b"\\0" OFFSET b":" EPOCH b":" ENVELOPE``,
+where OFFSET is decimal digits and EPOCH any bytes but ``:``. The receiving
+process sets ``message["offset"] = int(OFFSET)`` and ``message["epoch"] =
+EPOCH`` (decoded as UTF-8). The stamp is outside the encryption: a script in
+Redis computes it.
+
+Payloads for the same process's inbox sent in the same moment travel as one
+*batch*: ``b"\\1"`` then a msgpack array of the payloads, each as it would
+have been published alone (encrypted, if it is). The receiving process
+handles them one by one, in order.
+
 Messages queued in Redis lists (normal channels, parked inbox messages) are
 prefixed with their deadline, in milliseconds, as 14 ASCII digits, so Lua can
 drop expired ones without decoding them.
@@ -27,11 +39,14 @@ from typing import Any
 
 import msgpack
 
-from .base import MessageTooLarge
+from ..base import MessageTooLarge
 
 VERSION = 1
 MESSAGE, GROUP, GROUP_ADD, DISCARD, ACK = range(5)
 DEADLINE_DIGITS = 14
+#: The first bytes of a stamped and of a batched payload; an envelope (a msgpack
+#: array, or a Fernet token) never starts with either.
+STAMP, BATCH = 0, 1
 
 
 class MalformedPayload(ValueError):
@@ -83,7 +98,18 @@ class Codec:
         return self.dumps([VERSION, kind, target, body])
 
     def unpack(self, data: bytes) -> tuple[int, Any, Any]:
-        """Return ``(kind, target, body)`` of an envelope, validated."""
+        """Return ``(kind, target, body)`` of an envelope, validated, with its stamp applied."""
+        if data and data[0] == STAMP:
+            offset, epoch, data = split_stamp(data)
+            kind, target, body = self._unpack(data)
+            if kind != GROUP:
+                raise MalformedPayload("a stamp on an envelope that is not a group message")
+            body["offset"] = offset
+            body["epoch"] = epoch
+            return kind, target, body
+        return self._unpack(data)
+
+    def _unpack(self, data: bytes) -> tuple[int, Any, Any]:
         envelope = self.loads(data)
         if not isinstance(envelope, list) or len(envelope) != 4 or envelope[0] != VERSION:
             raise MalformedPayload(f"not a version {VERSION} envelope")
@@ -105,6 +131,45 @@ class Codec:
         else:
             raise MalformedPayload(f"unknown envelope kind {kind!r}")
         return kind, target, body
+
+
+def is_batch(data: bytes) -> bool:
+    """Return True if ``data`` is a batch of payloads."""
+    return bool(data) and data[0] == BATCH
+
+
+def join_batch(payloads: list[bytes]) -> bytes:
+    """Return one payload carrying ``payloads`` (already serialised, and encrypted if need be)."""
+    packed: bytes = msgpack.packb(payloads, use_bin_type=True)
+    return b"\1" + packed
+
+
+def split_batch(data: bytes) -> list[bytes]:
+    """Return the payloads of a batch; raise MalformedPayload if it is not one."""
+    try:
+        payloads = msgpack.unpackb(data[1:], raw=False)
+    except Exception as exc:
+        raise MalformedPayload(f"batch: {type(exc).__name__}: {exc}") from None
+    if not isinstance(payloads, list) or not all(isinstance(p, bytes) for p in payloads):
+        raise MalformedPayload("batch is not a list of payloads")
+    return payloads
+
+
+def split_stamp(data: bytes) -> tuple[int, str, bytes]:
+    """Return ``(offset, epoch, envelope)`` of a stamped payload; raise MalformedPayload if it is not one."""
+    offset, sep, rest = data[1:].partition(b":")
+    epoch, sep2, envelope = rest.partition(b":")
+    if not (sep and sep2 and offset.isdigit()):
+        raise MalformedPayload("stamp is not \\0OFFSET:EPOCH:")
+    try:
+        return int(offset), epoch.decode(), envelope
+    except UnicodeDecodeError:
+        raise MalformedPayload("stamp epoch is not UTF-8") from None
+
+
+def stamp(offset: int, epoch: str, envelope: bytes) -> bytes:
+    """Return ``envelope`` stamped as a script would stamp it (for tests and tools)."""
+    return b"\0%d:%s:%s" % (offset, epoch.encode(), envelope)
 
 
 def fernet_key(key: str | bytes) -> bytes:

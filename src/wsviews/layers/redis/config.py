@@ -333,9 +333,14 @@ def make_pool(host: Mapping[str, Any], role: Role) -> ConnectionPool:
     options.pop("max_connections", None)
     pool_timeout = options.pop("timeout", DEFAULT_POOL_TIMEOUT)
     if "sentinels" in host:
-        sentinel = Sentinel(host["sentinels"], sentinel_kwargs=host.get("sentinel_kwargs"))
+        # redis-py's sentinel module is untyped.
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            host["sentinels"], sentinel_kwargs=host.get("sentinel_kwargs")
+        )
         if role == "subscriber":
-            return SentinelConnectionPool(host["master_name"], sentinel, **options)
+            return SentinelConnectionPool(  # type: ignore[no-untyped-call]
+                host["master_name"], sentinel, **options
+            )
         options.setdefault("connection_class", SentinelManagedConnection)
         return _BlockingSentinelPool(
             service_name=host["master_name"], sentinel_manager=sentinel,

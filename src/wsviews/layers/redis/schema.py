@@ -13,6 +13,7 @@ name                                   type       what
 ``P:backlog:{PROC}``                   list       messages parked for process PROC
 ``P:group:{group}``                    pub/sub    messages to the group
 ``P:inbox:{PROC}``                     pub/sub    messages to PROC's channels
+``P:KIND:{name}``                      any        keys of extensions, from ``key()``
 =====================================  =========  ==================================
 """
 
@@ -102,6 +103,20 @@ return 0
 """
 
 _GLOB = re.compile(r"([*?\[\]\\])")
+_KIND = re.compile(r"[A-Za-z0-9_.-]+")
+#: Kinds of names the layer itself uses: key() refuses them.
+RESERVED_KINDS = frozenset({"queue", "members", "backlog", "group", "inbox"})
+
+
+def hash_tag(key: str) -> str | None:
+    """Return what Redis Cluster hashes of ``key``: the text of its first non-empty ``{...}``."""
+    start = key.find("{")
+    if start < 0:
+        return None
+    end = key.find("}", start + 1)
+    if end <= start + 1:
+        return None
+    return key[start + 1:end]
 
 
 class Schema:
@@ -109,6 +124,21 @@ class Schema:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+        # Kinds named through key(): flush() deletes their keys too.
+        self.extension_kinds: set[str] = set()
+
+    def key(self, kind: str, name: str) -> str:
+        """Return the name of an extension's key ``P:KIND:{name}``, hashed (and sharded) by ``name``."""
+        if not isinstance(kind, str) or not _KIND.fullmatch(kind) or kind in RESERVED_KINDS:
+            reserved = ", ".join(sorted(RESERVED_KINDS))
+            raise ValueError(
+                f"key kind {kind!r} must be letters, digits, '_', '-' or '.', and not one the "
+                f"layer uses ({reserved}): name it after what it holds, e.g. 'history'"
+            )
+        if not isinstance(name, str) or not name or "{" in name or "}" in name:
+            raise ValueError(f"key name {name!r} must be a non-empty str without braces")
+        self.extension_kinds.add(kind)
+        return f"{self.prefix}:{kind}:{{{name}}}"
 
     def queue(self, channel: str) -> str:
         return f"{self.prefix}:queue:{{{channel}}}"
@@ -131,4 +161,5 @@ class Schema:
     def flush_patterns(self) -> list[str]:
         """Return SCAN patterns matching every key of this prefix, and no other key."""
         prefix = _GLOB.sub(r"\\\1", self.prefix)
-        return [f"{prefix}:{kind}:*" for kind in ("queue", "members", "backlog")]
+        kinds = ["queue", "members", "backlog", *sorted(self.extension_kinds)]
+        return [f"{prefix}:{kind}:*" for kind in kinds]

@@ -1,4 +1,4 @@
-"""The one pub/sub connection a process holds per Redis server, and outage bookkeeping.
+"""The one pub/sub connection a process holds per Redis server.
 
 The subscriber keeps a set of wanted topics subscribed across reconnects:
 a supervisor task connects with jittered exponential backoff, a reader task
@@ -13,11 +13,12 @@ import contextlib
 import logging
 import math
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+
+from .shards import Health
 
 logger = logging.getLogger("wsviews.layers.redis")
 
@@ -27,50 +28,6 @@ SUBSCRIBE_BATCH = 1000
 
 class StaleConnection(ConnectionError):
     """The server did not answer a PING in time."""
-
-
-class Health:
-    """Whether one Redis server is reachable; log each change once, not each failure."""
-
-    def __init__(self, address: str, stats: dict[str, int]) -> None:
-        self.address = address
-        self.stats = stats
-        self.up = True
-        self.ever_up = False
-        self.down_since = 0.0
-
-    def failed(self, exc: BaseException) -> None:
-        """Record a failure; the first one of an outage logs a warning."""
-        if not self.up:
-            return
-        self.up = False
-        self.down_since = time.monotonic()
-        self.stats["outages"] += 1
-        reason = f"{type(exc).__name__}: {exc}"
-        if self.ever_up:
-            logger.warning(
-                "Lost Redis at %s (%s); reconnecting with backoff. Until it is back, send() "
-                "and group_send() raise ChannelLayerUnavailable and this process misses "
-                "group messages.", self.address, reason,
-            )
-        else:
-            logger.warning(
-                "Cannot reach Redis at %s (%s); retrying with backoff. Check that Redis runs "
-                "and that the layer's 'hosts' CONFIG points at it.", self.address, reason,
-            )
-
-    def ok(self) -> None:
-        """Record a success; the first one after an outage logs the recovery."""
-        first = not self.ever_up
-        self.ever_up = True
-        if self.up:
-            return
-        self.up = True
-        if first:
-            logger.info("Reached Redis at %s", self.address)
-        else:
-            logger.info("Redis at %s is back after %.1f s", self.address,
-                        time.monotonic() - self.down_since)
 
 
 class Subscriber:
@@ -185,7 +142,7 @@ class Subscriber:
         while True:
             conn = None
             try:
-                conn = self.pool.make_connection()
+                conn = self.pool.make_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
                 async with asyncio.timeout(self.connect_timeout):
                     await conn.connect()
                 self._connected(conn)
