@@ -325,6 +325,18 @@ def operation_timeout(host: Mapping[str, Any], role: Role, blocking_timeout: flo
     return None if timeout is None else float(timeout) + POOL_WAIT_ALLOWANCE
 
 
+async def close_pool(pool: ConnectionPool) -> None:
+    """Disconnect every connection of ``pool``, and for Sentinel its clients of the sentinels.
+
+    A Sentinel pool asks the sentinels for the master through clients of its
+    own, which closing the pool leaves open.
+    """
+    await pool.aclose()
+    manager = getattr(pool, "sentinel_manager", None)
+    for client in getattr(manager, "sentinels", ()):
+        await client.aclose()
+
+
 def make_pool(host: Mapping[str, Any], role: Role) -> ConnectionPool:
     """Return a new connection pool for ``host``; nothing is connected yet."""
     options = connection_options(host, role)

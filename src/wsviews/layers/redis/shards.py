@@ -19,7 +19,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from ..base import ChannelLayerUnavailable
-from .config import Role, describe_host, make_pool, operation_timeout
+from .config import Role, close_pool, describe_host, make_pool, operation_timeout
 from .loops import LoopCallback, call_before_close
 
 logger = logging.getLogger("wsviews.layers.redis")
@@ -120,7 +120,8 @@ class LoopClients:
     async def aclose(self) -> None:
         for client in self.clients.values():
             with contextlib.suppress(Exception):
-                await client.aclose(close_connection_pool=True)
+                await client.aclose()
+                await close_pool(client.connection_pool)
         self.clients.clear()
         self.state.clear()
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 
+from .config import close_pool
 from .shards import Health
 
 logger = logging.getLogger("wsviews.layers.redis")
@@ -277,4 +278,4 @@ class Subscriber:
         self._active.clear()
         self._sent.clear()
         with contextlib.suppress(Exception):
-            await self.pool.aclose()
+            await close_pool(self.pool)
