@@ -55,12 +55,12 @@ from redis.asyncio import Redis  # noqa: E402
 from wsviews.hub.engine import StreamPosition  # noqa: E402
 from wsviews.hub.engine_memory import MemoryEngine  # noqa: E402
 from wsviews.hub.engine_redis import RedisEngine  # noqa: E402
-from wsviews.layers._redis_codec import GROUP, Codec  # noqa: E402
-from wsviews.layers._redis_schema import Schema  # noqa: E402
+from wsviews.layers.redis.codec import GROUP, Codec  # noqa: E402
+from wsviews.layers.redis.schema import Schema  # noqa: E402
 
 PAYLOAD = b'{"text":"' + b"x" * 80 + b'","n":1234567}'
-HISTORY = {"history_size": 100, "history_ttl": 60.0}
-NO_HISTORY = {"history_size": 0, "history_ttl": 0.0}
+HISTORY: dict[str, Any] = {"history_size": 100, "history_ttl": 60.0}
+NO_HISTORY: dict[str, Any] = {"history_size": 0, "history_ttl": 0.0}
 
 
 class Runner:
@@ -125,7 +125,7 @@ async def drain(client: Redis, pattern: bytes, counter: list[int]) -> None:
             if reply and reply["type"] == "pmessage":
                 counter[0] += 1
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 async def run(args: argparse.Namespace) -> list[tuple[str, tuple[float, float, float]]]:
@@ -192,7 +192,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, tuple[float, float, f
 
 
 def median_round(results: list[tuple[float, float, float]]) -> tuple[float, float, float]:
-    return tuple(statistics.median(column) for column in zip(*results, strict=True))  # type: ignore[return-value]
+    return tuple(statistics.median(column) for column in zip(*results, strict=True))
 
 
 def report(results: list[tuple[str, tuple[float, float, float]]], args: argparse.Namespace) -> str:

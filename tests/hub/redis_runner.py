@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 
 from wsviews.hub.engine import Publication, publication_from_message
 from wsviews.layers import ChannelLayerUnavailable
-from wsviews.layers._redis_codec import GROUP, Codec
-from wsviews.layers._redis_schema import Schema
+from wsviews.layers.redis.codec import GROUP, Codec
+from wsviews.layers.redis.schema import Schema
 
 
 class ScriptRunner:
