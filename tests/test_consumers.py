@@ -206,3 +206,58 @@ async def test_serve_consumer_runs_a_consumer_without_handshake_decisions():
     await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
     await communicator.wait(5)
     assert "session" not in scope and "user" not in scope
+
+
+# Frames a consumer cannot take are the client's mistake: a close code and one INFO line
+
+
+async def info_lines(caplog) -> list[str]:
+    await asyncio.sleep(0.05)  # the burst log writes its first line on the next loop turn
+    return [r.getMessage() for r in caplog.records if r.name == "wsviews" and r.levelno == logging.INFO]
+
+
+async def test_a_binary_frame_to_the_tutorials_text_consumer_closes_1003_without_a_traceback(caplog):
+    caplog.set_level(logging.INFO, logger="wsviews")
+    bystander = await Client("/ws/myapp/").accepted()
+    client = await Client("/ws/myapp/").accepted()
+    await client.send_bytes(b"\x00\x01")
+    message = await client.closed()
+    assert (message["code"], message["reason"]) == (1003, "expected a text frame, got a binary frame")
+    await bystander.send_text("alive")
+    assert await bystander.recv() == "alive"
+    await bystander.leave()
+    assert errors_of(caplog) == []
+    assert "Traceback" not in caplog.text
+    (line,) = await info_lines(caplog)
+    assert "1003 expected a text frame" in line and "/ws/myapp/" in line
+
+
+async def test_a_consumer_whose_receive_takes_both_kinds_gets_binary_frames():
+    client = await Client("/ws/any-frame-consumer/").accepted()
+    await client.send_bytes(b"\x00")
+    assert await client.recv() == repr(b"\x00")
+    await client.send_text("t")
+    assert await client.recv() == repr("t")
+    await client.leave()
+
+
+async def test_a_json_consumer_closes_1003_on_binary_and_1007_on_invalid_json(caplog):
+    caplog.set_level(logging.INFO, logger="wsviews")
+    client = await Client("/ws/json-consumer/").accepted()
+    await client.send_text('{"a": 1}')
+    assert await client.recv() == '{"got": {"a": 1}}'
+    await client.send_text("{not json")
+    message = await client.closed()
+    assert message["code"] == 1007 and message["reason"].startswith("invalid JSON")
+    binary = await Client("/ws/json-consumer/").accepted()
+    await binary.send_bytes(b"{}")
+    assert (await binary.closed())["code"] == 1003
+    assert errors_of(caplog) == []
+
+
+async def test_a_value_error_of_the_json_consumers_own_is_still_a_bug_with_its_traceback(caplog):
+    client = await Client("/ws/json-consumer/").accepted()
+    await client.send_text('"bug"')
+    assert (await client.closed())["code"] == 1011
+    (record,) = errors_of(caplog)
+    assert record.exc_info is not None and "a bug of the consumer's own" in caplog.text

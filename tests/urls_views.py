@@ -5,7 +5,7 @@ import logging
 
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer, WebsocketConsumer
 from django.db import connections, transaction
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
@@ -119,6 +119,18 @@ class GroupConsumer(AsyncWebsocketConsumer):
         if text_data == "network":
             raise ConnectionRefusedError("the consumer's own network call failed")
         await self.send(text_data=text_data)
+
+
+class AnyFrameConsumer(AsyncWebsocketConsumer):
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.send(text_data=repr(text_data if bytes_data is None else bytes_data))
+
+
+class JsonEchoConsumer(AsyncJsonWebsocketConsumer):
+    async def receive_json(self, content, **kwargs):
+        if content == "bug":
+            raise ValueError("a bug of the consumer's own")
+        await self.send_json({"got": content})
 
 
 class SyncEchoConsumer(WebsocketConsumer):
@@ -244,6 +256,8 @@ urlpatterns = [
     path("ws/relay/<slug:group>/", relay),
     path("ws/consumer/<slug:group>/", GroupConsumer.as_asgi(), name="group-consumer"),
     path("ws/sync/", SyncEchoConsumer.as_asgi()),
+    path("ws/any-frame-consumer/", AnyFrameConsumer.as_asgi()),
+    path("ws/json-consumer/", JsonEchoConsumer.as_asgi()),
     path("ws/stoppable/<slug:group>/", StoppableConsumer.as_asgi()),
     path("ws/kwargs/<int:year>/<slug:slug>/", KwargsConsumer.as_asgi(), name="kwargs"),
     path("ws/db/", DatabaseConsumer.as_asgi()),

@@ -22,20 +22,79 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
+import json
 import logging
 from typing import Any
 
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from . import db
+from .burstlog import BurstLog
 from .connection import raised_by_send
 from .db import close_due, close_old_connections
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("wsviews")
+
+_refused_frames = BurstLog(
+    logger, logging.INFO, "closed %d consumer socket(s) for a frame they cannot take (last: %s)"
+)
+
+
+_frames_taken: dict[type[Any], tuple[bool, bool]] = {}
+
+
+def frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
+    """Return whether ``consumer_class`` takes (text frames, binary frames).
+
+    Only a websocket consumer whose ``receive`` says so by its signature
+    refuses a kind: ``receive(self, text_data)`` (the tutorial's) takes no
+    binary frame; ``AsyncJsonWebsocketConsumer`` takes no binary frame unless
+    ``receive`` is overridden. Anything else is assumed to take both.
+    """
+    if not issubclass(consumer_class, AsyncWebsocketConsumer):
+        return True, True
+    if consumer_class.websocket_receive is not AsyncWebsocketConsumer.websocket_receive:
+        return True, True
+    receive = consumer_class.receive
+    if receive is getattr(AsyncJsonWebsocketConsumer, "receive"):  # noqa: B009 (the function itself)
+        return True, False
+    try:
+        parameters = inspect.signature(receive).parameters
+    except (TypeError, ValueError):
+        return True, True
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return True, True
+    return "text_data" in parameters, "bytes_data" in parameters
+
+
+def refused_frame(consumer: AsyncConsumer, message: Message) -> tuple[int, str] | None:
+    """Return the close code and reason for a client frame the consumer cannot take, else None."""
+    text, binary = frames_taken(type(consumer))
+    if message.get("text") is not None:
+        return None if text else (1003, "expected a binary frame, got a text frame")
+    if message.get("bytes") is not None:
+        return None if binary else (1003, "expected a text frame, got a binary frame")
+    return None
+
+
+def is_invalid_json(consumer: AsyncConsumer, exc: Exception) -> bool:
+    """Return whether ``exc`` is a JSON consumer's ``decode_json`` refusing the client's text."""
+    if not isinstance(exc, ValueError) or not isinstance(consumer, AsyncJsonWebsocketConsumer):
+        return False
+    decode = getattr(type(consumer).decode_json, "__func__", type(consumer).decode_json)
+    code = getattr(decode, "__code__", None)
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code is code:
+            return isinstance(exc, json.JSONDecodeError) or traceback.tb_next is not None
+        traceback = traceback.tb_next
+    return False
 
 _handler_names: dict[str, str] = {}
 
@@ -97,6 +156,11 @@ class ConsumerRunner(Membership):
                 handler = getattr(self.consumer, handler_name(message), None)
                 if handler is None:
                     raise ValueError(f"No handler for message type {message['type']}")
+                if message["type"] == "websocket.receive":
+                    refusal = refused_frame(self.consumer, message)
+                    if refusal is not None:
+                        await self._refuse(*refusal)
+                        return
                 if close_due():  # checked first: no coroutine on most messages
                     await close_old_connections()
                 await handler(message)
@@ -107,8 +171,17 @@ class ConsumerRunner(Membership):
                 self.stop()  # a send raced the client's leaving: nothing to report
             else:
                 await self._crash()
-        except Exception:
-            await self._crash()
+        except Exception as exc:
+            if is_invalid_json(self.consumer, exc):
+                await self._refuse(1007, f"invalid JSON: {exc}"[:120])
+            else:
+                await self._crash()
+
+    async def _refuse(self, code: int, reason: str) -> None:
+        """Close the socket for a client's mistake: one INFO line (folded in bursts), no traceback."""
+        _refused_frames.hit(asyncio.get_running_loop(), f"{self.consumer.scope.get('path')}: {code} {reason}")
+        self.stop()
+        await _close_quietly(self.send, code, reason)
 
     async def _crash(self) -> None:
         """Log the handler's exception with its traceback, end the consumer and close with 1011."""

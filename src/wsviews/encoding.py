@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -10,8 +11,18 @@ JSONDecodeError = orjson.JSONDecodeError
 
 
 def dumps(obj: Any) -> str:
-    """Return ``obj`` as a JSON string; raise ``TypeError`` if it cannot be encoded."""
-    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+    """Return ``obj`` as a JSON string; raise ``TypeError`` if it cannot be encoded.
+
+    orjson stops at 254 levels of nesting while ``loads`` accepts 1,024, so a
+    deeper value (one a client sent, echoed back) is encoded by the standard
+    library instead, with the same output.
+    """
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError as exc:
+        if str(exc) != "Recursion limit reached":
+            raise
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def loads(data: str | bytes) -> Any:
