@@ -130,6 +130,17 @@ def _positive_seconds(value: Any) -> list[str]:
     return _seconds(value)
 
 
+def _rate_limit(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        rate, burst = value
+        if not isinstance(rate, bool) and isinstance(rate, (int, float)) and rate > 0 and \
+                not isinstance(burst, bool) and isinstance(burst, int) and burst >= 1:
+            return []
+    return [f"must be None or (messages a second > 0, burst >= 1), not {value!r}"]
+
+
 def _seconds_or_zero_disables(value: Any) -> list[str]:
     return _seconds(value, zero="disabled")
 
@@ -290,6 +301,16 @@ class WSViewsSettings:
         validate=_positive_count,
         check_id="wsviews.E036",
         hint="e.g. WSVIEWS_BACKLOG = 2048 (the kernel caps it at net.core.somaxconn)",
+    )
+
+    RATE_LIMIT: Setting[tuple[float, int] | None] = Setting(
+        None,
+        type="(float, int) | None",
+        doc="Client messages per socket: (messages a second, burst). The first message over it closes "
+            "the socket with 1008. None: no limit.",
+        validate=_rate_limit,
+        check_id="wsviews.E050",
+        hint="e.g. WSVIEWS_RATE_LIMIT = (20, 40): 20 messages a second, 40 at once; or None",
     )
 
     @classmethod

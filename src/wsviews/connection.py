@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
 
-from . import encoding
+from . import encoding, ratelimit
 from .handshake import INTERNAL_ERROR, refuse
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
@@ -68,7 +68,7 @@ class WebSocket:
     """
 
     __slots__ = ("scope", "_receive", "_send", "state", "max_message_size", "subprotocol",
-                 "_inbox", "_task", "_failed")
+                 "_inbox", "_task", "_failed", "_bucket")
 
     def __init__(
         self,
@@ -88,6 +88,7 @@ class WebSocket:
         self._inbox: _Inbox | None = None
         self._task: asyncio.Task[Any] | None = None
         self._failed = False
+        self._bucket = ratelimit.new_bucket()
 
     async def serve(self, view: View) -> None:
         """Call ``view(socket, *url_args, **url_kwargs)``; then leave every group and close.
@@ -206,6 +207,10 @@ class WebSocket:
                 reason = f"message of {len(data)} bytes is over the {limit} byte limit"
                 await self.close(1009, reason)
                 raise WebSocketDisconnect(1009, reason)
+            bucket = self._bucket
+            if bucket is not None and not bucket.take():
+                ratelimit.report(self.path, bucket)
+                await self._refuse(ratelimit.CLOSE_CODE, bucket.reason)
             return data
         if kind == "websocket.disconnect":
             self.state = WebSocketState.DISCONNECTED

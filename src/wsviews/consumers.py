@@ -32,7 +32,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from . import db
+from . import db, ratelimit
 from .burstlog import BurstLog
 from .connection import raised_by_send
 from .db import close_due, close_old_connections
@@ -134,7 +134,7 @@ class ConsumerRunner(Membership):
     reader task).
     """
 
-    __slots__ = ("consumer", "send", "stopped", "task", "custom_dispatch")
+    __slots__ = ("consumer", "send", "stopped", "refused", "bucket", "task", "custom_dispatch")
 
     def __init__(self, consumer: AsyncConsumer, send: Send) -> None:
         consumer.channel_layer = layer = get_channel_layer(consumer.channel_layer_alias)
@@ -142,6 +142,8 @@ class ConsumerRunner(Membership):
         self.consumer = consumer
         self.send = send
         self.stopped = False
+        self.refused = False  # closed for a client's mistake: later client frames are dropped
+        self.bucket = ratelimit.new_bucket()
         self.task: asyncio.Task[Any] | None = None
         self.custom_dispatch = type(consumer).dispatch is not AsyncConsumer.dispatch
 
@@ -157,6 +159,13 @@ class ConsumerRunner(Membership):
                 if handler is None:
                     raise ValueError(f"No handler for message type {message['type']}")
                 if message["type"] == "websocket.receive":
+                    if self.refused:
+                        return
+                    bucket = self.bucket
+                    if bucket is not None and not bucket.take():
+                        ratelimit.report(str(self.consumer.scope.get("path")), bucket)
+                        await self._refuse(ratelimit.CLOSE_CODE, bucket.reason, logged=True)
+                        return
                     refusal = refused_frame(self.consumer, message)
                     if refusal is not None:
                         await self._refuse(*refusal)
@@ -177,10 +186,17 @@ class ConsumerRunner(Membership):
             else:
                 await self._crash()
 
-    async def _refuse(self, code: int, reason: str) -> None:
-        """Close the socket for a client's mistake: one INFO line (folded in bursts), no traceback."""
-        _refused_frames.hit(asyncio.get_running_loop(), f"{self.consumer.scope.get('path')}: {code} {reason}")
-        self.stop()
+    async def _refuse(self, code: int, reason: str, *, logged: bool = False) -> None:
+        """Close the socket for a client's mistake: one INFO line (folded in bursts), no traceback.
+
+        The consumer keeps running until the client's disconnect arrives, so
+        its ``disconnect()`` runs as after any close; frames the client sends
+        meanwhile are dropped.
+        """
+        if not logged:
+            path = self.consumer.scope.get("path")
+            _refused_frames.hit(asyncio.get_running_loop(), f"{path}: {code} {reason}")
+        self.refused = True
         await _close_quietly(self.send, code, reason)
 
     async def _crash(self) -> None:
