@@ -29,7 +29,7 @@ REDIS = urlsplit(os.environ["WSVIEWS_PEER_REDIS"])
 SENTINEL = os.environ.get("WSVIEWS_PEER_SENTINEL", "")
 
 _PRIVATE = "reads channels_redis' private attributes"
-_EXPIRED_LEAVES = ("each message expires `expiry` seconds after it was sent, as in Channels' "
+_PER_MESSAGE_EXPIRY = ("each message expires `expiry` seconds after it was sent, as in Channels' "
                    "in-memory layer: channel_2's First! is 3 s old when read; channels_redis "
                    "refreshes the whole channel's TTL on every send, so it survives there")
 _ON_ARRIVAL = ("group_send capacity is applied when the message reaches the receiving "
@@ -43,9 +43,9 @@ DOCUMENTED = {
     "test_core.py::test_receive_buffer_respects_capacity":
         f"{_PRIVATE} (receive_buffer); we drop what arrives over capacity, they drop the oldest",
     "test_core.py::test_message_expiry__group_send__one_channel_expires_message":
-        _EXPIRED_LEAVES,
+        _PER_MESSAGE_EXPIRY,
     "test_sentinel.py::test_message_expiry__group_send__one_channel_expires_message":
-        _EXPIRED_LEAVES,
+        _PER_MESSAGE_EXPIRY,
     "test_sentinel.py::test_receive_buffer_respects_capacity":
         f"{_PRIVATE} (receive_buffer); we drop what arrives over capacity, they drop the oldest",
     "test_sentinel.py::test_default_group_key_format":
