@@ -175,13 +175,14 @@ async def serve_consumer(
     if record is not None:
         record.mailbox = runner
     runner.task = asyncio.current_task()
+    count_bytes = record is not None and record.count_bytes
     try:
         while not runner.stopped:
             message = await receive()
             kind = message["type"]
-            if record is not None and kind == "websocket.receive":
+            if kind == "websocket.receive" and record is not None:
                 record.received += 1
-                if record.count_bytes:
+                if count_bytes:
                     record.bytes_received += _payload_size(message)
             await runner.put(message)
             if kind == "websocket.disconnect":
@@ -204,12 +205,19 @@ def counting_send(send: Send, record: Connection | None) -> Send:
     if record is None:
         return send
 
-    def counted(message: Message) -> Awaitable[None]:
-        if message["type"] == "websocket.send":
-            record.sent += 1
-            if record.count_bytes:
+    if record.count_bytes:
+
+        def counted(message: Message) -> Awaitable[None]:
+            if message["type"] == "websocket.send":
+                record.sent += 1
                 record.bytes_sent += _payload_size(message)
-        return send(message)
+            return send(message)
+    else:
+
+        def counted(message: Message) -> Awaitable[None]:
+            if message["type"] == "websocket.send":
+                record.sent += 1
+            return send(message)
 
     # Marked so that Channels' sync consumers (async_to_sync(base_send)) take it as async.
     return markcoroutinefunction(counted)
