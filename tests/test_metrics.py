@@ -114,3 +114,17 @@ def test_a_client_outside_the_allowed_networks_is_refused():
     assert metrics.allowed(factory.get("/metrics/", REMOTE_ADDR="10.1.2.3")) is None
     status, reason = metrics.allowed(factory.get("/metrics/", REMOTE_ADDR="192.168.1.1"))
     assert status == 403 and "WSVIEWS_METRICS_ALLOWED_IPS" in reason
+
+
+@pytest.mark.parametrize(("name", "value", "check_id"), [
+    ("WSVIEWS_METRICS_TOKEN", "short", "wsviews.E071"),
+    ("WSVIEWS_METRICS_ALLOWED_IPS", ["10.0.0.0/8", "not-an-ip"], "wsviews.E072"),
+    ("WSVIEWS_METRICS_ALLOWED_IPS", "127.0.0.1", "wsviews.E072"),
+    ("WSVIEWS_METRICS_BYTES", "yes", "wsviews.E070"),
+])
+def test_wrong_metrics_settings_are_check_errors(name, value, check_id):
+    from wsviews.checks import check_settings
+
+    with override_settings(**{name: value}):
+        errors = [e for e in check_settings() if e.id == check_id]
+    assert len(errors) == 1 and name in errors[0].msg

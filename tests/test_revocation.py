@@ -173,3 +173,15 @@ async def test_events_left_out_of_revoke_on_close_nothing(servers, layer):
     await still_open(sockets, "kept")
     for ws in sockets:
         await ws.close()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (["logut"], "Did you mean 'logout'?"),
+    ("logout", "e.g. WSVIEWS_REVOKE_ON = ["),
+])
+def test_a_wrong_revoke_on_is_a_check_error_naming_the_fix(value, expected):
+    from wsviews.checks import check_settings
+
+    with override_settings(WSVIEWS_REVOKE_ON=value):
+        errors = [e for e in check_settings() if e.id == "wsviews.E073"]
+    assert len(errors) == 1 and expected in errors[0].hint

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from urls_views import urlpatterns as view_urlpatterns
+from wsviews import websocket
 
 
 @csrf_exempt
@@ -20,3 +21,24 @@ urlpatterns = [
     path("observe/logout/", log_out),
     *view_urlpatterns,
 ]
+
+
+@websocket
+async def record(socket, name):
+    """Send this socket's wsviews.connections record, then echo; "record" sends it again."""
+    from wsviews.connections import connection_of
+
+    await socket.accept()
+
+    def describe():
+        found = connection_of(socket.scope)
+        return {"route": found.route, "path": found.path, "kind": found.kind, "user": found.username,
+                "user_id": found.user_id, "session": found.session_key, "received": found.received,
+                "sent": found.sent}
+
+    await socket.send_json(describe())
+    async for text in socket:
+        await socket.send_json(describe() if text == "record" else {"echo": text})
+
+
+urlpatterns.insert(0, path("ws/record/<slug:name>/", record))
