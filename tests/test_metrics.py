@@ -128,3 +128,36 @@ def test_wrong_metrics_settings_are_check_errors(name, value, check_id):
     with override_settings(**{name: value}):
         errors = [e for e in check_settings() if e.id == check_id]
     assert len(errors) == 1 and name in errors[0].msg
+
+
+async def test_with_a_multiprocess_dir_any_process_scrapes_the_sum_of_all(tmp_path):
+    """Two processes share PROMETHEUS_MULTIPROC_DIR: each syncs once a second; a scrape sums both."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {"OBSERVE_METRICS_TOKEN": TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    with start_uvicorn("settings_observe", tmp_path / "a.log", env=env) as a, \
+            start_uvicorn("settings_observe", tmp_path / "b.log", env=env) as b:
+        on_a = await open_sockets(f"{a.ws}/ws/room/multi/", 2)
+        on_b = await open_sockets(f"{b.ws}/ws/room/multi/", 3)
+        try:
+            for ws in on_a + on_b:
+                await ws.send("x")
+                assert await recv(ws) == "multi:x"
+            await asyncio.sleep(metrics.SYNC_INTERVAL * 1.5)
+            for server in (a, b):
+                samples = scrape(server)
+                assert value(samples, "wsviews_sockets_open", ROOM) == 5
+                assert value(samples, "wsviews_messages_received_total", ROOM) == 5
+                assert value(samples, "wsviews_handshakes_total", 'outcome="admitted",reason="ok"') == 5
+        finally:
+            await close_sockets(on_a + on_b)
+        assert "Traceback" not in a.log() + b.log()
+
+
+def test_a_multiprocess_dir_that_is_not_a_directory_is_a_check_error(tmp_path, monkeypatch):
+    from wsviews.checks import check_metrics
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    assert [e.id for e in check_metrics()] == ["wsviews.E074"]
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert check_metrics() == []
