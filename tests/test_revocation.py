@@ -100,6 +100,7 @@ async def test_logout_closes_the_sessions_sockets_in_both_processes(servers):
     assert status == 200
     await asyncio.wait_for(asyncio.gather(*(ws.wait_closed() for ws in sockets)), 1.0)
     elapsed = time.monotonic() - started
+    print(f"logout: 4 sockets in 2 processes closed in {elapsed * 1000:.0f} ms")
     assert elapsed < 1.0
     assert {ws.close_code for ws in sockets} == {4401}
     assert {ws.close_reason for ws in sockets} == {"logged out"}
@@ -107,7 +108,8 @@ async def test_logout_closes_the_sessions_sockets_in_both_processes(servers):
     for ws in others:
         await ws.close()
     assert "Revoked 2 socket(s)" in a.log() and "Revoked 2 socket(s)" in b.log()
-    assert "Traceback" not in a.log() + b.log()
+    logs = a.log() + b.log()
+    assert "Traceback" not in logs and "ERROR" not in logs
 
 
 @pytest.mark.parametrize("change", ["deactivate", "delete", "password_change"])
@@ -131,7 +133,9 @@ async def test_deactivation_deletion_and_password_change_close_the_users_sockets
     started = time.monotonic()
     await sync_to_async(act)()
     await asyncio.wait_for(asyncio.gather(*(ws.wait_closed() for ws in sockets)), 1.0)
-    assert time.monotonic() - started < 1.0
+    elapsed = time.monotonic() - started
+    print(f"{change}: 4 sockets in 2 processes closed in {elapsed * 1000:.0f} ms")
+    assert elapsed < 1.0
     assert {ws.close_code for ws in sockets} == {4401}
     reasons = {"deactivate": "account deactivated", "delete": "account deleted",
                "password_change": "password changed"}
@@ -139,6 +143,8 @@ async def test_deactivation_deletion_and_password_change_close_the_users_sockets
     await still_open(others, change)
     for ws in others:
         await ws.close()
+    logs = "".join(server.log() for server in servers)
+    assert "Traceback" not in logs and "ERROR" not in logs
 
 
 async def test_deleting_the_session_row_closes_its_sockets(servers, layer):
