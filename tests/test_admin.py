@@ -64,3 +64,43 @@ def test_the_live_page_and_its_socket_are_for_staff_only(example_server: Server,
     from harness.clients import handshake_status
 
     assert run(handshake_status(f"{example_server.ws}{LIVE}socket/")) == 403
+
+
+@pytest.fixture(scope="module")
+def observe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The test routes on uvicorn, sharing this process's database (users made here log in there)."""
+    from harness import start_uvicorn
+
+    with start_uvicorn("settings_observe", tmp_path_factory.mktemp("admin") / "server.log") as server:
+        yield server
+
+
+def _cookie(name: str, staff: bool) -> str:
+    from django.contrib.auth.models import User
+    from django.test import Client as DjangoClient
+
+    User.objects.filter(username=name).delete()
+    User.objects.create_user(name, password="pw for the admin", is_staff=staff)
+    client = DjangoClient()
+    assert client.login(username=name, password="pw for the admin")
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def test_the_live_socket_refuses_a_logged_in_user_who_is_not_staff(observe_server: Server, run) -> None:
+    from harness.clients import connect, handshake_status, recv
+
+    url = f"{observe_server.ws}{LIVE}socket/"
+    plain = {"Cookie": _cookie("not-staff", staff=False)}
+    assert run(handshake_status(url, additional_headers=plain)) == 403
+
+    async def first_snapshot() -> dict[str, Any]:
+        from wsviews.encoding import loads
+
+        async with connect(url, additional_headers={"Cookie": _staff}) as ws:
+            return dict(loads(await recv(ws)))
+
+    _staff = _cookie("staff", staff=True)
+    snapshot = run(first_snapshot())
+    assert snapshot["sockets"] == 1
+    assert snapshot["users"] == [{"user": "staff", "count": 1}]
+    assert {"route": f"{LIVE.strip('/')}/socket/", "kind": "view", "count": 1} in snapshot["routes"]
