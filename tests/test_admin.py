@@ -76,13 +76,23 @@ def observe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
 
 
 def _cookie(name: str, staff: bool) -> str:
+    """Make the user and log in, in another thread (Playwright's loop may own this one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_make_and_log_in, name, staff).result(30)
+
+
+def _make_and_log_in(name: str, staff: bool) -> str:
     from django.contrib.auth.models import User
+    from django.db import connection
     from django.test import Client as DjangoClient
 
     User.objects.filter(username=name).delete()
     User.objects.create_user(name, password="pw for the admin", is_staff=staff)
     client = DjangoClient()
     assert client.login(username=name, password="pw for the admin")
+    connection.close()  # this thread's connection ends with it
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
