@@ -193,3 +193,22 @@ def test_a_wrong_revoke_on_is_a_check_error_naming_the_fix(value, expected):
     with override_settings(WSVIEWS_REVOKE_ON=value):
         errors = [e for e in check_settings() if e.id == "wsviews.E073"]
     assert len(errors) == 1 and expected in errors[0].hint
+
+
+async def test_a_management_shell_revokes_in_every_serving_process(servers):
+    """A process that serves nothing (a shell, a command) reaches the servers through Redis."""
+    from harness import server_env
+
+    user, cookie = await user_with_session("shell-user")
+    sockets = await open_all(servers, cookie, "shell")
+    code = (f"from django.contrib.auth.models import User; u = User.objects.get(pk={user.pk}); "
+            "u.is_active = False; u.save()")
+    shell = await asyncio.create_subprocess_exec(
+        sys.executable, "manage.py", "shell", "-c", code, cwd=EXAMPLE,
+        env=server_env("settings_observe", ENV), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(shell.communicate(), 60)
+    assert shell.returncode == 0, output.decode()
+    assert b"Traceback" not in output and b"Warning" not in output, output.decode()
+    await closed_within(sockets, 5.0)
+    assert {(ws.close_code, ws.close_reason) for ws in sockets} == {(4401, "account deactivated")}
