@@ -37,9 +37,12 @@ from prometheus_client import (
 )
 
 from . import connections, counters
+from .burstlog import BurstLog
 from .conf import wsviews_settings
 
 logger = logging.getLogger("wsviews")
+# A misconfigured scraper retries every few seconds: one line per burst, not one per scrape.
+_refusals = BurstLog(logger, logging.WARNING, "Metrics scrape refused %d time(s), the last: %s")
 
 SYNC_INTERVAL = 1.0
 
@@ -203,7 +206,7 @@ async def view(request: HttpRequest) -> HttpResponse:
     refused = allowed(request)
     if refused is not None:
         status, reason = refused
-        logger.warning("Metrics scrape refused: %s", reason)
+        _refusals.hit(asyncio.get_running_loop(), reason)
         response = HttpResponse(f"{status} {reason}\n", status=status, content_type="text/plain")
         if status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="wsviews metrics"'
