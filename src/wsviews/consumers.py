@@ -25,8 +25,10 @@ import functools
 import inspect
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
+from asgiref.sync import markcoroutinefunction
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
@@ -35,6 +37,7 @@ from channels.layers import get_channel_layer
 from . import db, ratelimit
 from .burstlog import BurstLog
 from .connection import raised_by_send
+from .connections import SCOPE_KEY, Connection
 from .db import close_due, close_old_connections
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
@@ -249,20 +252,29 @@ async def serve_consumer(
     and consumers that override ``__call__``, run on Channels' own loop.
     """
     consumer = consumer_class(**initkwargs)
+    record: Connection | None = scope.get(SCOPE_KEY)
     if not is_lean(consumer_class):
-        await consumer(scope, receive, send)
+        await consumer(scope, receive, counting_send(send, record))
         return
     db.serve_on_lean_loop()  # before the runner takes its context: its handlers see it too
     consumer.scope = scope
-    consumer.base_send = send
+    consumer.base_send = counting_send(send, record)
     runner = ConsumerRunner(consumer, send)
     await runner.join_layer()
+    if record is not None:
+        record.mailbox = runner
     runner.task = asyncio.current_task()
+    count_bytes = record is not None and record.count_bytes
     try:
         while not runner.stopped:
             message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive" and record is not None:
+                record.received += 1
+                if count_bytes:
+                    record.bytes_received += _payload_size(message)
             await runner.put(message)
-            if message["type"] == "websocket.disconnect":
+            if kind == "websocket.disconnect":
                 break
     except asyncio.CancelledError:
         if not runner.stopped:
@@ -272,6 +284,39 @@ async def serve_consumer(
         await runner.leave_layer()
         if close_due():
             await close_old_connections()
+
+
+def counting_send(send: Send, record: Connection | None) -> Send:
+    """Return ``send``, counting each frame sent in ``record`` (``send`` itself without one).
+
+    A plain function that returns ``send``'s awaitable: no coroutine frame of its own per send.
+    """
+    if record is None:
+        return send
+
+    if record.count_bytes:
+
+        def counted(message: Message) -> Awaitable[None]:
+            if message["type"] == "websocket.send":
+                record.sent += 1
+                record.bytes_sent += _payload_size(message)
+            return send(message)
+    else:
+
+        def counted(message: Message) -> Awaitable[None]:
+            if message["type"] == "websocket.send":
+                record.sent += 1
+            return send(message)
+
+    # Marked so that Channels' sync consumers (async_to_sync(base_send)) take it as async.
+    return markcoroutinefunction(counted)
+
+
+def _payload_size(message: Message) -> int:
+    text = message.get("text")
+    if text is not None:
+        return len(text.encode())
+    return len(message.get("bytes") or b"")
 
 
 async def _close_quietly(send: Send, code: int, reason: str = "") -> None:

@@ -42,6 +42,15 @@ async def startup() -> None:
                 "CHANNEL_LAYERS[%r]['CONFIG'] (or REDIS_URL); sockets that use groups will fail "
                 "until it answers.", alias, type(layer).__name__, problem, alias,
             )
+    _start_observing()
+
+
+def _start_observing() -> None:
+    """Open the control channel (revocation across processes) and start syncing metrics."""
+    from . import control, metrics
+
+    control.ensure_started()
+    metrics.ensure_syncing()
 
 
 async def _ping(layer: Any) -> str | None:
@@ -70,7 +79,10 @@ async def _ping(layer: Any) -> str | None:
 
 
 async def shutdown() -> None:
-    """Close every channel layer this process created."""
+    """Stop the control channel; close every channel layer this process created."""
+    from . import control
+
+    await control.stop()
     for alias, layer in list(channel_layers.backends.items()):
         close = getattr(layer, "close", None)
         if close is None:
