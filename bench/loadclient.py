@@ -158,6 +158,7 @@ class Agent:
 
     def command(self) -> None:
         try:
+            os.set_blocking(self.conn.fileno(), True)  # the loop made it non-blocking; a job may be long
             name, args = self.conn.recv()
         except EOFError:
             assert self.stop is not None
@@ -167,11 +168,15 @@ class Agent:
         if name == "exit":
             assert self.stop is not None
             self.stop.set_result(None)
-            self.conn.send(("ok", None))
+            self.reply(("ok", None))
             return
         job: Callable[..., Awaitable[Any]] = getattr(self, f"do_{name}")
         task = asyncio.ensure_future(self.timed(job, args))
-        task.add_done_callback(lambda t: self.conn.send(t.result()))
+        task.add_done_callback(lambda t: self.reply(t.result()))
+
+    def reply(self, message: Any) -> None:
+        os.set_blocking(self.conn.fileno(), True)
+        self.conn.send(message)
 
     async def timed(self, job: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> tuple[str, Any]:
         cpu, wall = time.process_time(), time.monotonic()
@@ -303,13 +308,15 @@ class Workers:
 
         def readable() -> None:
             loop.remove_reader(conn.fileno())
+            os.set_blocking(conn.fileno(), True)
             try:
                 reply.set_result(conn.recv())
             except Exception as exc:  # the worker died
                 reply.set_exception(exc)
 
-        loop.add_reader(conn.fileno(), readable)
+        os.set_blocking(conn.fileno(), True)
         conn.send((name, args))
+        loop.add_reader(conn.fileno(), readable)
         status, value = await reply
         if status != "ok":
             raise RuntimeError(f"load client {index}, job {name}: {value}")
