@@ -189,7 +189,9 @@ class Agent:
     async def connect(self, url: str, kind: str, timeout: float = 60) -> Any:
         from picows import ws_connect
 
-        _, listener = await ws_connect(lambda: self.classes[kind](self), url, websocket_handshake_timeout=timeout)
+        _, listener = await ws_connect(
+            lambda: self.classes[kind](self), url, websocket_handshake_timeout=timeout
+        )
         await asyncio.wait_for(listener.ready, timeout)
         return listener
 
