@@ -159,7 +159,7 @@ class Agent:
     def command(self) -> None:
         try:
             os.set_blocking(self.conn.fileno(), True)  # the loop made it non-blocking; a job may be long
-            name, args = self.conn.recv()
+            seq, name, args = self.conn.recv()
         except EOFError:
             assert self.stop is not None
             if not self.stop.done():
@@ -168,11 +168,11 @@ class Agent:
         if name == "exit":
             assert self.stop is not None
             self.stop.set_result(None)
-            self.reply(("ok", None))
+            self.reply((seq, "ok", None))
             return
         job: Callable[..., Awaitable[Any]] = getattr(self, f"do_{name}")
         task = asyncio.ensure_future(self.timed(job, args))
-        task.add_done_callback(lambda t: self.reply(t.result()))
+        task.add_done_callback(lambda t: self.reply((seq, *t.result())))
 
     def reply(self, message: Any) -> None:
         os.set_blocking(self.conn.fileno(), True)
@@ -290,6 +290,7 @@ class Workers:
     def __init__(self, count: int) -> None:
         ctx = multiprocessing.get_context("fork")
         self.conns: list[Connection] = []
+        self.seq = 0
         self.procs: list[Any] = []
         for _ in range(count):
             parent, child = ctx.Pipe()
@@ -307,19 +308,27 @@ class Workers:
         conn = self.conns[index]
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[Any] = loop.create_future()
+        self.seq += 1
+        seq = self.seq
 
         def readable() -> None:
-            loop.remove_reader(conn.fileno())
             os.set_blocking(conn.fileno(), True)
             try:
-                reply.set_result(conn.recv())
+                got, status, value = conn.recv()
             except Exception as exc:  # the worker died
-                reply.set_exception(exc)
+                if not reply.done():
+                    reply.set_exception(exc)
+                return
+            if got == seq and not reply.done():  # else: the late reply of a job given up on
+                reply.set_result((status, value))
 
         os.set_blocking(conn.fileno(), True)
-        conn.send((name, args))
+        conn.send((seq, name, args))
         loop.add_reader(conn.fileno(), readable)
-        status, value = await reply
+        try:
+            status, value = await reply
+        finally:
+            loop.remove_reader(conn.fileno())
         if status != "ok":
             raise RuntimeError(f"load client {index}, job {name}: {value}")
         return dict(value)
@@ -336,7 +345,7 @@ class Workers:
     def close(self) -> None:
         for conn in self.conns:
             with contextlib.suppress(Exception):
-                conn.send(("exit", ()))
+                conn.send((0, "exit", ()))
         for proc in self.procs:
             proc.join(5)
             if proc.is_alive():
