@@ -20,7 +20,7 @@ FOREIGN_SERVER_WARNING = (
 )
 FAST_LAYER_HINT = (
     "The default channel layer is channels_redis' RedisChannelLayer: a group message costs this server "
-    "15-40x more CPU per member than wsviews' layer does (docs/performance.md). To switch, set "
+    "14-40x more CPU per member than wsviews' layer does (docs/performance.md). To switch, set "
     "CHANNEL_LAYERS['default']['BACKEND'] = 'wsviews.layers.RedisChannelLayer' (same CONFIG; docs/layers.md)."
 )
 
