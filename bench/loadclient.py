@@ -53,7 +53,7 @@ def _listener_classes() -> dict[str, Any]:
 
     TEXT, CLOSE = WSMsgType.TEXT, WSMsgType.CLOSE
 
-    class Base(WSListener):  # type: ignore[misc]
+    class Base(WSListener):
         def __init__(self, agent: Agent) -> None:
             self.agent = agent
             self.transport: WSTransport | None = None
@@ -192,6 +192,7 @@ class Agent:
         _, listener = await ws_connect(
             lambda: self.classes[kind](self), url, websocket_handshake_timeout=timeout
         )
+        assert isinstance(listener, self.classes[kind])
         await asyncio.wait_for(listener.ready, timeout)
         return listener
 
