@@ -175,10 +175,7 @@ class HubConnection:
     def _handle(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, Closed):
-                self._closing = event.disconnect
-                if event.disconnect.code >= 3500 or event.disconnect.code == 1009:
-                    logger.info("hub client %s (user %r) disconnected: %s", self.client_id,
-                                self.core.user, event.disconnect)
+                self._closing = event.disconnect  # the core has logged why
             elif isinstance(event, (SubscribeRequest, ConnectRequest)):
                 if isinstance(event, SubscribeRequest):
                     self._hold(event.channel)
