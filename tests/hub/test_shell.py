@@ -369,3 +369,27 @@ async def test_a_same_site_browser_is_its_session_user(hub_server: Server,
     assert replies[1] == {"id": 2, "rpc": {"data": {"user": pk}}}
     assert await handshake_status(ws_url(hub_server), additional_headers={
         "Cookie": cookie, "Origin": "https://evil.example"}) == 403
+
+
+async def test_quick_subscribe_unsubscribe_loops_leave_presence_exact(hub_server: Server) -> None:
+    """Ten subscribe/unsubscribe pairs in one frame, then a subscribe: one presence entry; after
+    the last unsubscribe, none (set-ups and tear-downs of a channel run in order)."""
+    async with connect(ws_url(hub_server)) as ws:
+        lines = ['{"id":1,"connect":{}}']
+        for n in range(10):
+            lines += [json.dumps({"id": 2 + 2 * n, "subscribe": {"channel": "chat:loop"}}),
+                      json.dumps({"id": 3 + 2 * n, "unsubscribe": {"channel": "chat:loop"}})]
+        lines.append('{"id":30,"subscribe":{"channel":"chat:loop"}}')
+        await ws.send("\n".join(lines))
+        seen: set[int] = set()
+        while 30 not in seen:
+            seen |= {json.loads(line).get("id", 0) for line in (await recv(ws)).split("\n")}
+        await asyncio.sleep(0.2)
+        status, body = await api(hub_server, "presence_stats", {"channel": "chat:loop"})
+        assert body == {"result": {"num_clients": 1, "num_users": 1}}
+        await ws.send('{"id":31,"unsubscribe":{"channel":"chat:loop"}}')
+        while 31 not in seen:
+            seen |= {json.loads(line).get("id", 0) for line in (await recv(ws)).split("\n")}
+        await asyncio.sleep(0.2)
+        status, body = await api(hub_server, "presence_stats", {"channel": "chat:loop"})
+        assert body == {"result": {"num_clients": 0, "num_users": 0}}

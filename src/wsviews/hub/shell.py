@@ -84,6 +84,9 @@ class HubConnection:
         # hub channel -> subscriptions holding its group (set up, not yet undone)
         self._held: dict[str, int] = {}
         self._user_group = ""
+        # hub channel -> the lock that runs its set-ups and tear-downs one at a time, in the
+        # order the core asked for them (asyncio.Lock wakes its waiters first come, first served)
+        self._order: dict[str, asyncio.Lock] = {}
         self._loop = asyncio.get_running_loop()
 
     # Life
@@ -214,9 +217,16 @@ class HubConnection:
             if isinstance(request, ConnectRequest):
                 events = core.reply_connect(request, await self._connect(request), now())
             elif isinstance(request, SubscribeRequest):
-                result = await self._subscribe(request)
-                events = (core.reply_subscribe(request, result, now()) if isinstance(
-                    result, SubscribeResult) else core.reply_error(request, result))
+                try:
+                    result = await self._subscribe(request)
+                except BaseException:
+                    self._abandon(request)
+                    raise
+                if isinstance(result, SubscribeResult):
+                    events = core.reply_subscribe(request, result, now())
+                else:
+                    self._abandon(request)
+                    events = core.reply_error(request, result)
             elif isinstance(request, PublishRequest):
                 refused = await self._publish(request)
                 events = core.reply_publish(request) if refused is None else core.reply_error(
@@ -274,8 +284,32 @@ class HubConnection:
                         return codes.ERROR_PERMISSION_DENIED
         return await self._setup(request)
 
+    def _abandon(self, request: SubscribeRequest) -> None:
+        """Undo a subscription refused with an error reply (the core then sends no Unsubscribed)."""
+        self._spawn(self._undo(Unsubscribed(request.channel, request.info, request.options.presence,
+                                            False, request.server_side)))
+
+    def _in_order(self, channel: str) -> asyncio.Lock:
+        lock = self._order.get(channel)
+        if lock is None:
+            lock = self._order[channel] = asyncio.Lock()
+        return lock
+
+    def _release_order(self, channel: str, lock: asyncio.Lock) -> None:
+        if not lock.locked() and self._order.get(channel) is lock and channel not in self._held:
+            del self._order[channel]
+
     async def _setup(self, request: SubscribeRequest) -> SubscribeResult:
-        """Start delivery, presence and join, then read the stream (see SubscribeRequest)."""
+        """Start delivery, presence and join, then read the stream (see SubscribeRequest).
+
+        Set-ups and tear-downs of one channel run in the order they were asked for, so
+        that a quick subscribe, unsubscribe, subscribe leaves presence and group right.
+        """
+        lock = self._in_order(request.channel)
+        async with lock:
+            return await self._set_up(request)
+
+    async def _set_up(self, request: SubscribeRequest) -> SubscribeResult:
         node, channel, options = self.node, request.channel, request.options
         await node.layer.group_add(group_for_channel(channel), self.channel_name)
         if options.presence:
@@ -291,14 +325,21 @@ class HubConnection:
         return SubscribeResult()
 
     async def _undo(self, event: Unsubscribed) -> None:
+        lock = self._in_order(event.channel)
+        async with lock:
+            await self._tear_down(event)
+        self._release_order(event.channel, lock)
+
+    async def _tear_down(self, event: Unsubscribed) -> None:
         node, channel = self.node, event.channel
+        left = self._held.get(channel, 0) - 1
+        if left > 0:
+            # A newer subscription to the channel holds the group and the presence entry.
+            self._held[channel] = left
+            return
+        self._held.pop(channel, None)
         try:
-            left = self._held.get(channel, 0) - 1
-            if left <= 0:
-                self._held.pop(channel, None)
-                await node.layer.group_discard(group_for_channel(channel), self.channel_name)
-            else:
-                self._held[channel] = left
+            await node.layer.group_discard(group_for_channel(channel), self.channel_name)
             if event.presence:
                 await node.engine.remove_presence(channel, self.client_id)
             if event.join_leave:
