@@ -41,7 +41,17 @@ _BASE = {
     "http_api": {"key": API_KEY},
     "websocket": {"message_size_limit": 65536},
 }
-HUBS = {"default": _BASE}
+# For bench/hub_fanout.py: default keepalive, a stream namespace without presence.
+_BENCH = {
+    "client": {"allow_anonymous_connect_without_token": True},
+    "channel": {"namespaces": [
+        {"name": "news", "allow_subscribe_for_client": True, "allow_subscribe_for_anonymous": True},
+        {"name": "hist", "history_size": 100, "history_ttl": "300s", "force_recovery": True,
+         "allow_subscribe_for_client": True, "allow_subscribe_for_anonymous": True},
+    ]},
+    "http_api": {"key": API_KEY},
+}
+HUBS = {"default": _BASE, "bench": _BENCH}
 WSVIEWS_HUB = HUBS[os.environ.get("WSVIEWS_TEST_HUB", "default")]
 ROOT_URLCONF = "hub.urls_hub"
 

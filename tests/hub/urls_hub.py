@@ -8,6 +8,7 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
+from urls_views import urlpatterns as view_urlpatterns
 from wsviews import hub
 from wsviews.hub import server_api
 
@@ -70,6 +71,7 @@ def token_view(request):
 
 
 urlpatterns = [
+    *view_urlpatterns,  # the test routes (plain group members and broadcasts) beside the hub
     path("", include("wsviews.hub.urls")),
     path("test/publish", publish_view),
     path("test/token", token_view),
