@@ -15,7 +15,7 @@ from harness import Server, http, start_uvicorn
 
 from .sdks import cent, centrifuge_python
 from .settings_hub import API_KEY
-from .test_shell import Recorder, until
+from .test_shell import Recorder, disconnect, until
 
 CENT_SCRIPT = """
 import json, sys
@@ -79,7 +79,7 @@ async def test_cent_publishes_through_the_http_api(hub_server: Server, centrifug
         await until(lambda: len(events.pubs) == 2)
         assert events.pubs == [({"via": "cent"}, 1), ({"via": "broadcast"}, 2)]
     finally:
-        await client.disconnect()
+        await disconnect(client)
 
 
 def post(server: Server, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:

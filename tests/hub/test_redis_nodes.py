@@ -17,7 +17,7 @@ from wsviews.hub import config, tokens
 
 from .sdks import centrifuge_python
 from .settings_hub import API_KEY, HUBS
-from .test_shell import Recorder, until
+from .test_shell import Recorder, disconnect, until
 
 HUB_CONFIG = config.parse(HUBS["default"])
 PREFIX = f"hubtest-{uuid.uuid4().hex[:8]}"
@@ -106,8 +106,8 @@ async def test_publish_in_one_process_reaches_subscribers_of_the_other(
         info = await api(node_a, "info", {})
         assert info["result"]["nodes"][0]["engine"] == "redis"
     finally:
-        await a.disconnect()
-        await b.disconnect()
+        await disconnect(a)
+        await disconnect(b)
 
 
 async def test_presence_across_processes_counts_a_user_once(node_a: Server, node_b: Server) -> None:

@@ -61,6 +61,18 @@ async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def disconnect(client: Any) -> None:
+    """Disconnect a centrifuge-python client and wait for its socket to close.
+
+    The SDK closes the socket in a background task; a test that ended before
+    it ran would leave the socket to the garbage collector (a ResourceWarning).
+    """
+    await client.disconnect()
+    pending = list(getattr(client, "_background_tasks", ()))
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+
+
 class Recorder:
     """Subscription events of centrifuge-python, recorded."""
 
@@ -199,8 +211,8 @@ async def test_centrifuge_python_publish_presence_history_rpc(hub_server: Server
             await closed.subscribe()
             await closed.ready(timeout=3)
     finally:
-        await anon.disconnect()
-        await bob.disconnect()
+        await disconnect(anon)
+        await disconnect(bob)
     status, _ = await api(hub_server, "publish", {"channel": "chat:py", "data": {}}, key="wrong")
     assert status == 401
     status, body = await api(hub_server, "publish", {"channel": "nowhere:x", "data": {}})
@@ -219,7 +231,7 @@ async def test_recovery_of_exactly_50_missed_publications_then_live(hub_server: 
         await sub.ready()
         await api(hub_server, "publish", {"channel": "chat:recover", "data": {"n": 0}})
         await until(lambda: len(events.pubs) == 1)
-        await client.disconnect()
+        await disconnect(client)
         for n in range(1, 51):
             await api(hub_server, "publish", {"channel": "chat:recover", "data": {"n": n}})
         await client.connect()
@@ -232,7 +244,7 @@ async def test_recovery_of_exactly_50_missed_publications_then_live(hub_server: 
         assert [data["n"] for data, _ in events.pubs] == list(range(52))
         assert [offset for _, offset in events.pubs] == list(range(1, 53))
     finally:
-        await client.disconnect()
+        await disconnect(client)
 
 
 async def test_history_size_2_is_not_recovered(hub_server: Server, centrifuge: Any) -> None:
@@ -247,7 +259,7 @@ async def test_history_size_2_is_not_recovered(hub_server: Server, centrifuge: A
         await until(lambda: len(events.subscribed) == 1)
         await api(hub_server, "publish", {"channel": "small:x", "data": {"n": 0}})
         await until(lambda: len(events.pubs) == 1)
-        await client.disconnect()
+        await disconnect(client)
         for n in range(1, 6):
             await api(hub_server, "publish", {"channel": "small:x", "data": {"n": n}})
         await client.connect()
@@ -256,7 +268,7 @@ async def test_history_size_2_is_not_recovered(hub_server: Server, centrifuge: A
         await asyncio.sleep(0.2)
         assert len(events.pubs) == 1
     finally:
-        await client.disconnect()
+        await disconnect(client)
 
 
 async def test_publish_on_commit_sends_nothing_on_rollback_once_on_commit(hub_server: Server,
@@ -278,7 +290,7 @@ async def test_publish_on_commit_sends_nothing_on_rollback_once_on_commit(hub_se
         await asyncio.sleep(0.3)
         assert events.pubs == [({"v": "committed"}, 0)]
     finally:
-        await client.disconnect()
+        await disconnect(client)
 
 
 async def test_connection_token_expiry_and_refresh(hub_server: Server, centrifuge: Any) -> None:
@@ -298,7 +310,7 @@ async def test_connection_token_expiry_and_refresh(hub_server: Server, centrifug
         assert client.state == centrifuge.ClientState.CONNECTED
         assert (await client.rpc("whoami", None)).data == {"user": "carol"}
     finally:
-        await client.disconnect()
+        await disconnect(client)
 
 
 # centrifuge-js -----------------------------------------------------------------
