@@ -17,6 +17,10 @@ sockets of this process receive, in turn:
 * ``hub, history on``: the same into a channel with history (offsets,
   ring buffer in memory or Redis Streams).
 
+Before that, the server's RSS growth per idle connection is measured as the
+sockets open: N plain group members, then N hub connections with one
+subscription each.
+
 Each case publishes MESSAGES messages, one at a time over HTTP, and the clock
 stops when every socket has received all of them; deliveries/s is
 N * MESSAGES / elapsed. The cases alternate for ROUNDS rounds; the median is
@@ -90,10 +94,16 @@ async def main(args: argparse.Namespace) -> None:
     log = Path("/tmp") / f"hub_fanout-{uuid.uuid4().hex[:6]}.log"
     with start_uvicorn("hub.settings_hub", log, env=env, args=["--log-level", "warning"]) as server:
         n = args.subscribers
+        await asyncio.sleep(1)
+        rss0 = server.rss_kib()
         group = await open_sockets(server.ws + "/ws/member/benchgroup/", n)
         for ws in group:
             assert await ws.recv() == "joined"
+        await asyncio.sleep(1)
+        rss1 = server.rss_kib()
         plain = await hub_sockets(server, "news:bench", n)
+        await asyncio.sleep(1)
+        rss2 = server.rss_kib()
         hist = await hub_sockets(server, "hist:bench", n)
         api = {"X-API-Key": API_KEY}
         cases = {
@@ -119,6 +129,9 @@ async def main(args: argparse.Namespace) -> None:
     base = statistics.median(results["group"])
     layer = "redis" if args.redis else "memory"
     print(f"{n} subscribers, {args.messages} messages x {args.rounds} rounds, {layer} layer")
+    per_plain, per_hub = (rss1 - rss0) / n, (rss2 - rss1) / n
+    print(f"server memory per idle connection: plain group member {per_plain:.1f} KiB, "
+          f"hub connection with one subscription {per_hub:.1f} KiB ({per_hub / per_plain:.2f}x)")
     print(f"{'case':<20} {'deliveries/s':>14} {'vs group':>9}")
     for name, values in results.items():
         value = statistics.median(values)
