@@ -244,6 +244,13 @@ def _networks(value: Any) -> list[Problem | str]:
     return problems
 
 
+def _hub(value: Any) -> list[Problem]:
+    from .hub.config import problems
+
+    return [Problem(f"[{path!r}]: {message}" if path else message)
+            for level, path, message in problems(value) if level == "error"]
+
+
 class WSViewsSettings:
     """wsviews' settings, read lazily from Django's settings; reset with :meth:`reload`."""
 
@@ -395,6 +402,18 @@ class WSViewsSettings:
         check_id="wsviews.E073",
         hint=f"e.g. WSVIEWS_REVOKE_ON = {list(REVOKE_EVENTS)!r}",
         default_doc=repr(list(REVOKE_EVENTS)),
+    )
+
+    HUB: Setting[dict[str, Any] | None] = Setting(
+        None,
+        type="dict | None",
+        doc="The realtime hub (wsviews.hub): the client, channel, http_api and websocket sections of "
+            "a Centrifugo config.json, in its option names (docs/hub.md).",
+        validate=_hub,
+        check_id="wsviews.E060",
+        hint="see docs/hub.md for the supported keys, e.g. WSVIEWS_HUB = {'channel': "
+             "{'namespaces': [{'name': 'chat', 'history_size': 100, 'history_ttl': '300s'}]}}",
+        default_doc="None (no namespaces, tokens or API key)",
     )
 
     @classmethod

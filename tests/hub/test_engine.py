@@ -9,48 +9,12 @@ from channels.layers import BaseChannelLayer
 
 from wsviews.hub.engine import (
     ClientInfo,
-    HistoryResult,
     Publication,
-    StreamPosition,
     check_publish,
     group_for_channel,
     publication_from_message,
     publication_message,
-    recovery_outcome,
 )
-
-E = "epoch1"
-
-
-def pubs(*offsets: int) -> list[Publication]:
-    return [Publication(n, E, b"%d" % n) for n in offsets]
-
-
-@pytest.mark.parametrize(
-    ("since", "publications", "top", "recovered"),
-    [
-        (StreamPosition(3, E), pubs(4, 5, 6), 6, True),
-        (StreamPosition(6, E), [], 6, True),
-        (StreamPosition(0, E), pubs(1, 2), 2, True),
-        (StreamPosition(3, E), pubs(5, 6), 6, False),      # the window starts after the gap
-        (StreamPosition(3, E), pubs(4, 5), 6, False),      # cut short (a limit)
-        (StreamPosition(3, E), pubs(4, 6), 6, False),      # a hole
-        (StreamPosition(3, E), pubs(3, 4, 5), 6, False),   # a read off by one
-        (StreamPosition(3, E), [], 6, False),              # history expired, position kept
-        (StreamPosition(9, E), [], 6, False),              # from the future
-        (StreamPosition(3, "other"), pubs(4, 5, 6), 6, False),
-        (StreamPosition(3, ""), pubs(4, 5, 6), 6, False),
-    ],
-)
-def test_recovery_outcome(
-    since: StreamPosition, publications: list[Publication], top: int, recovered: bool
-) -> None:
-    """Recovered exactly when the publications run from since+1 to the top under the same epoch."""
-    result = recovery_outcome(since, HistoryResult(publications, StreamPosition(top, E)))
-    assert result.recovered is recovered
-    assert result.position == StreamPosition(top, E)
-    assert result.publications == (publications if recovered else [])
-
 
 CHANNELS = [
     "news", "chat:index", "$private", "user#42", "a_b", "a_5fb", "ünï", "a.b-c", "x" * 95, "x" * 96,
@@ -76,11 +40,11 @@ def test_publication_messages_round_trip() -> None:
     """A publication survives the layer message, stamped or not."""
     who = ClientInfo("c", "u", b"{}", None)
     message = publication_message("chat:1", b'"x"', who, {"a": "b"})
-    assert publication_from_message(message) == ("chat:1", Publication(0, "", b'"x"', who, {"a": "b"}))
+    assert publication_from_message(message) == ("chat:1", Publication(b'"x"', 0, who, {"a": "b"}))
     message.update(offset=7, epoch="e")
-    assert publication_from_message(message) == ("chat:1", Publication(7, "e", b'"x"', who, {"a": "b"}))
+    assert publication_from_message(message) == ("chat:1", Publication(b'"x"', 7, who, {"a": "b"}, epoch="e"))
     bare = publication_message("c", b"1")
-    assert publication_from_message(bare) == ("c", Publication(0, "", b"1", None, None))
+    assert publication_from_message(bare) == ("c", Publication(b"1"))
 
 
 @pytest.mark.parametrize(

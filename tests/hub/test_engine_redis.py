@@ -125,7 +125,7 @@ async def test_a_publish_with_history_publishes_the_message_stamped_with_its_pos
     message = parse_payload(hub.runner.codec, payload)
     assert message == {
         "type": PUBLICATION_MESSAGE_TYPE, "channel": "chat:index", "data": b'{"a":1}',
-        "info": ["c", "u", None, None], "tags": {"t": "1"},
+        "info": ["u", "c", None, None], "tags": {"t": "1"},
         "offset": position.offset, "epoch": position.epoch,
     }
 
@@ -209,7 +209,7 @@ async def test_a_stream_without_its_meta_is_not_served_under_a_new_epoch(hub: Re
     meta = hub.redis_engine.schema.meta(group_for_channel("evicted"))
     await hub.admin.delete(meta)
     history = await hub.engine.history("evicted")
-    assert history.publications == [] and history.position.offset == 0
+    assert history.publications == () and history.position.offset == 0
     assert history.position.epoch != positions[0].epoch
     await hub.admin.delete(meta)
     again = await hub.engine.publish("evicted", b"new", history_size=10, history_ttl=60)
@@ -302,7 +302,7 @@ async def test_presence_after_a_crowd_expired_is_exact() -> None:
         assert all([await hub.admin.pttl(key) > 50_000 for key in keys])
         await asyncio.sleep(0.5)
         assert await hub.admin.hlen(keys[0]) == 2501
-        assert await long_lived.presence("crowd") == {"live": ClientInfo("live", "zed", b'{"x":1}', None)}
+        assert await long_lived.presence("crowd") == {"live": ClientInfo("zed", "live", b'{"x":1}', None)}
         # One call forgets at most 1000 expired clients, so it never blocks Redis for long.
         assert await hub.admin.zcard(keys[1]) == 1501
         assert (await long_lived.presence_stats("crowd")).num_clients == 1

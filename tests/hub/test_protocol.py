@@ -728,7 +728,7 @@ def test_publish_refusals(frame: str, code: int) -> None:
 
 
 def test_presence_and_presence_stats_replies() -> None:
-    """Presence answers ``{client: info}``; stats answers counts (left out when zero)."""
+    """Presence answers ``{client: info}``; stats answers both counts, zeros included."""
     core = connected()
     subscribe(core, "chat:room", result=SubscribeResult(position=StreamPosition(0, "E")))
     lines(core)
@@ -740,6 +740,10 @@ def test_presence_and_presence_stats_replies() -> None:
     assert core.data_to_send() == [
         '{"id":3,"presence":{"presence":{"c1":{"user":"42","client":"c1","conn_info":{"n":1},'
         '"chan_info":{"r":2}}}}}\n{"id":4,"presence_stats":{"num_clients":1,"num_users":1}}']
+    [empty] = core.receive('{"presence_stats":{"channel":"chat:room"},"id":5}', NOW)
+    assert isinstance(empty, PresenceStatsRequest)
+    core.reply_presence_stats(empty, PresenceStats(0, 0))
+    assert core.data_to_send() == ['{"id":5,"presence_stats":{"num_clients":0,"num_users":0}}']
 
 
 def test_presence_refusals() -> None:

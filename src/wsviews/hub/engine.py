@@ -20,7 +20,7 @@ Delivery
 
 Recovery
     :meth:`Engine.recover` returns the publications after a position and
-    whether they are *all* of them (see :func:`recovery_outcome`).
+    whether they are *all* of them (see :func:`wsviews.hub.recovery.recover`).
 
 Data
     Publication data, and the connection and channel info of a client, are
@@ -38,7 +38,10 @@ import abc
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
+
+from .records import ClientInfo, HistoryResult, PresenceStats, Publication, StreamPosition
+from .recovery import Recovery, recover
 
 __all__ = [
     "DEFAULT_HISTORY_META_TTL",
@@ -55,9 +58,10 @@ __all__ = [
     "StreamPosition",
     "check_publish",
     "group_for_channel",
+    "info_from_list",
+    "info_to_list",
     "publication_from_message",
     "publication_message",
-    "recovery_outcome",
 ]
 
 #: Seconds a stream's position (offset and epoch) outlives its last publish
@@ -74,98 +78,8 @@ PUBLICATION_MESSAGE_TYPE = "hub.publication"
 MAX_OFFSET = 2**64 - 1
 
 
-class StreamPosition(NamedTuple):
-    """A point in a channel's stream: the offset of a publication, and the stream's epoch."""
-
-    offset: int
-    epoch: str
-
-
-class ClientInfo(NamedTuple):
-    """Who a connection is: its client id, its user id ("" if anonymous), and its info.
-
-    ``conn_info`` (from the connection token) and ``chan_info`` (from the
-    subscription token) are already-encoded JSON, or None.
-    """
-
-    client: str
-    user: str
-    conn_info: bytes | None = None
-    chan_info: bytes | None = None
-
-
-class Publication(NamedTuple):
-    """One publication of a channel.
-
-    ``offset`` and ``epoch`` are its place in the channel's stream; both
-    are ``0`` and ``""`` when the channel keeps no history. ``data`` is
-    already-encoded JSON; ``info`` is the publishing client, if any.
-    """
-
-    offset: int
-    epoch: str
-    data: bytes
-    info: ClientInfo | None = None
-    tags: Mapping[str, str] | None = None
-
-
-class HistoryResult(NamedTuple):
-    """Publications read from a stream, and the stream's current position."""
-
-    publications: list[Publication]
-    position: StreamPosition
-
-
-class Recovery(NamedTuple):
-    """What a client that was at some position missed.
-
-    ``recovered`` is True when ``publications`` are all the publications
-    after that position, in order, up to ``position`` (the stream's current
-    top); then the client can continue from ``position`` without loss. When
-    False, ``publications`` is empty and the client must fetch its state
-    from the application instead.
-    """
-
-    publications: list[Publication]
-    position: StreamPosition
-    recovered: bool
-
-
-class PresenceStats(NamedTuple):
-    """How many connections are present in a channel, and how many distinct users they are."""
-
-    num_clients: int
-    num_users: int
-
-
 #: Called by the memory engine with each publication, in the same step that records it.
 Deliver = Callable[[str, Publication], None]
-
-
-def recovery_outcome(since: StreamPosition, history: HistoryResult) -> Recovery:
-    """Return whether ``history`` (read forward from ``since``) covers everything after ``since``.
-
-    Recovered means: the stream still has the epoch of ``since``, and the
-    publications run from ``since.offset + 1`` to the stream's top without a
-    gap (or there are none and the top is ``since.offset``). It is not
-    recovered when the epoch changed (the stream was lost and remade), when
-    the history window no longer reaches back to ``since`` (trimmed by
-    ``history_size``, expired by ``history_ttl``, removed), when a limit cut
-    the publications short, or when ``since`` is ahead of the stream's top
-    (an offset from the future: the client saw a stream that is gone).
-    """
-    publications, position = history
-    if since.epoch != position.epoch:
-        return Recovery([], position, False)
-    if not publications:
-        return Recovery([], position, position.offset == since.offset)
-    # Offsets in a read increase strictly and never pass the top: starting at
-    # since + 1 with one publication per offset up to the top means no gap.
-    complete = (
-        publications[0].offset == since.offset + 1
-        and len(publications) == position.offset - since.offset
-    )
-    return Recovery(publications if complete else [], position, complete)
 
 
 def check_publish(data: object, history_size: int, history_ttl: float) -> bool:
@@ -239,7 +153,7 @@ def publication_message(
         "type": PUBLICATION_MESSAGE_TYPE,
         "channel": channel,
         "data": data,
-        "info": None if info is None else list(info),
+        "info": None if info is None else info_to_list(info),
         "tags": None if tags is None else dict(tags),
     }
 
@@ -252,12 +166,23 @@ def publication_from_message(message: Mapping[str, Any]) -> tuple[str, Publicati
     """
     info = message.get("info")
     return message["channel"], Publication(
-        message.get("offset", 0),
-        message.get("epoch", ""),
         message["data"],
-        None if info is None else ClientInfo(*info),
-        message.get("tags"),
+        offset=message.get("offset", 0),
+        info=None if info is None else info_from_list(info),
+        tags=message.get("tags"),
+        epoch=message.get("epoch", ""),
     )
+
+
+def info_to_list(info: ClientInfo) -> list[Any]:
+    """Return ``info`` as a list for a msgpack'd message or entry (see :func:`info_from_list`)."""
+    return [info.user, info.client, info.conn_info, info.chan_info]
+
+
+def info_from_list(values: list[Any]) -> ClientInfo:
+    """Return the ClientInfo packed by :func:`info_to_list`."""
+    user, client, conn_info, chan_info = values
+    return ClientInfo(user, client, conn_info, chan_info)
 
 
 class Engine(abc.ABC):
@@ -318,11 +243,11 @@ class Engine(abc.ABC):
         """Return the publications of ``channel`` after ``since``, and whether that is all of them.
 
         At most ``limit`` publications are read (None: all); a client that
-        missed more is not recovered. See :func:`recovery_outcome`.
+        missed more is not recovered. See :func:`wsviews.hub.recovery.recover`.
         """
         check_position(since)
         history = await self.history(channel, since=since, limit=limit)
-        return recovery_outcome(since, history)
+        return recover(since, history.position, history.publications)
 
     @abc.abstractmethod
     async def remove_history(self, channel: str) -> None:

@@ -133,7 +133,7 @@ class MemoryEngine(Engine):
             if publications.maxlen != history_size:
                 stream.publications = publications = deque(publications, maxlen=history_size)
             stream.top += 1
-            publication = Publication(stream.top, stream.epoch, data, info, tags)
+            publication = Publication(data, stream.top, info, tags, epoch=stream.epoch)
             publications.append(publication)
             stream.expires_at = now + history_ttl
             stream.removes_at = now + max(self.history_meta_ttl, history_ttl)
@@ -141,7 +141,7 @@ class MemoryEngine(Engine):
                 self._queue(channel, stream, stream.expires_at)
             position = StreamPosition(stream.top, stream.epoch)
         else:
-            publication = Publication(0, "", data, info, tags)
+            publication = Publication(data, 0, info, tags)
             position = None
         if idempotency_key is not None:
             self._remember(channel, idempotency_key, position, now + idempotent_result_ttl)
@@ -167,18 +167,18 @@ class MemoryEngine(Engine):
         stream = self._stream(channel, self._clock(), read=True)
         position = stream.position()
         if count == 0:
-            return HistoryResult([], position)
+            return HistoryResult((), position)
         publications = stream.publications
         size = len(publications)
         first = stream.top - size + 1  # offset of publications[0]
         stop = None if count < 0 else count
         if not reverse:
             start = 0 if since is None else min(max(since.offset + 1 - first, 0), size)
-            found = list(islice(publications, start, None if stop is None else start + stop))
+            found = tuple(islice(publications, start, None if stop is None else start + stop))
         else:
             end = size if since is None else min(max(since.offset - first, 0), size)
             skip = size - end
-            found = list(islice(reversed(publications), skip, None if stop is None else skip + stop))
+            found = tuple(islice(reversed(publications), skip, None if stop is None else skip + stop))
         return HistoryResult(found, position)
 
     async def remove_history(self, channel: str) -> None:

@@ -36,16 +36,16 @@ from .engine import (
     HistoryResult,
     PresenceStats,
     Publication,
-    Recovery,
     StreamPosition,
     check_history_limit,
     check_position,
     check_publish,
     group_for_channel,
+    info_from_list,
     publication_message,
-    recovery_outcome,
 )
 from .engine_redis_scripts import HubSchema
+from .recovery import Recovery, recover
 
 __all__ = ["RedisEngine", "ScriptRunner"]
 
@@ -92,7 +92,8 @@ def _stream_entry(data: bytes, info: ClientInfo | None, tags: Mapping[str, str] 
     if info is None and tags is None:
         return b"0:" + data
     packed = msgpack.packb(
-        [None if info is None else list(info), None if tags is None else dict(tags)], use_bin_type=True
+        [None if info is None else [info.user, info.client, info.conn_info, info.chan_info],
+         None if tags is None else dict(tags)], use_bin_type=True
     )
     return b"%d:%s%s" % (len(packed), packed, data)
 
@@ -105,9 +106,9 @@ def _entry_publication(entry_id: bytes, entry: bytes, epoch: str) -> Publication
     n = int(length)
     if n:
         packed_info, tags = msgpack.unpackb(rest[:n], raw=False)
-        info = None if packed_info is None else ClientInfo(*packed_info)
+        info = None if packed_info is None else info_from_list(packed_info)
         rest = rest[n:]
-    return Publication(int(entry_id.partition(b"-")[0]), epoch, rest, info, tags)
+    return Publication(rest, int(entry_id.partition(b"-")[0]), info, tags, epoch=epoch)
 
 
 def _presence_entry(info: ClientInfo) -> bytes:
@@ -126,7 +127,7 @@ def _presence_info(client: bytes, entry: bytes) -> ClientInfo:
     conn_info = chan_info = None
     if packed:
         conn_info, chan_info = msgpack.unpackb(packed, raw=False)
-    return ClientInfo(client.decode(), user.decode(), conn_info, chan_info)
+    return ClientInfo(user.decode(), client.decode(), conn_info, chan_info)
 
 
 def new_epoch() -> str:
@@ -249,16 +250,17 @@ class RedisEngine(Engine):
             min(since.offset + 1, MAX_OFFSET),
         ]
         reply = await self.runner.run_script(group, lua.RECOVER, keys, args)
-        return recovery_outcome(since, self._history_result(reply))
+        history = self._history_result(reply)
+        return recover(since, history.position, history.publications)
 
     @staticmethod
     def _history_result(reply: Sequence[Any]) -> HistoryResult:
         """Return the result of a flat script reply ``[top, epoch, id, entry, id, entry, ...]``."""
         epoch = _text(reply[1])
-        publications = [
+        publications = tuple(
             _entry_publication(entry_id, entry, epoch)
             for entry_id, entry in zip(reply[2::2], reply[3::2], strict=True)
-        ]
+        )
         return HistoryResult(publications, StreamPosition(int(reply[0]), epoch))
 
     async def remove_history(self, channel: str) -> None:

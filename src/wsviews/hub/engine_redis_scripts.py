@@ -161,7 +161,7 @@ return reply(top, epoch, entries)
 # Return {top, epoch, id, entry, ...}.
 RECOVER = _POSITION + """
 local epoch, top = position(KEYS[1], KEYS[2], ARGV[4], ARGV[5])
-if epoch ~= ARGV[2] then return {top, epoch} end
+if ARGV[2] ~= '' and epoch ~= ARGV[2] then return {top, epoch} end
 local missed = tonumber(top) - tonumber(ARGV[1])
 if missed <= 0 then return {top, epoch} end
 local limit = tonumber(ARGV[3])

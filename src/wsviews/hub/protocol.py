@@ -501,9 +501,9 @@ class HubProtocol:
     def reply_presence_stats(self, request: PresenceStatsRequest, stats: PresenceStats
                              ) -> list[Event]:
         """Answer a presence stats request."""
-        body = {k: v for k, v in (("num_clients", stats.num_clients),
-                                  ("num_users", stats.num_users)) if v}
-        return self._answer(request, "presence_stats", body)
+        # Both counts always, zeros included: centrifuge-js reads a missing one as undefined.
+        return self._answer(request, "presence_stats", {"num_clients": stats.num_clients,
+                                                        "num_users": stats.num_users})
 
     def reply_history(self, request: HistoryRequest, result: HistoryResult) -> list[Event]:
         """Answer a history request, or error 112 when its ``since`` cannot be served."""

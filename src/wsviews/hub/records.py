@@ -42,7 +42,8 @@ class Publication:
     """One message published into a channel.
 
     ``offset`` is 1-based in the channel's stream when the namespace keeps
-    history, 0 otherwise. ``time`` is Unix milliseconds, 0 when unknown.
+    history, 0 otherwise; ``epoch`` names that stream ("" without history).
+    ``time`` is Unix milliseconds, 0 when unknown.
     """
 
     data: bytes
@@ -50,6 +51,7 @@ class Publication:
     info: ClientInfo | None = None
     tags: Mapping[str, str] | None = field(default=None, hash=False)
     time: int = 0
+    epoch: str = ""
 
 
 @dataclass(frozen=True, slots=True)
