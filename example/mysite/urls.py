@@ -38,3 +38,14 @@ urlpatterns += [
     path('htmx-chat/<slug:room>/messages/', live.htmx_chat_messages, name='htmx_chat_messages'),
     path('ws/htmx-chat/<slug:room>/', live.htmx_chat, name='htmx_chat'),
 ]
+
+# wsviews: the realtime hub at Centrifugo's paths (connection/websocket, api/), and a
+# chat page on it that uses centrifuge-js.
+from myapp import hub
+
+urlpatterns += [
+    path('', include('wsviews.hub.urls')),
+    path('hub-chat/token/', hub.token, name='hub_chat_token'),
+    path('hub-chat/<slug:room>/', hub.hub_chat_room, name='hub_chat_room'),
+    path('hub-chat/<slug:room>/announce/', hub.announce, name='hub_chat_announce'),
+]
