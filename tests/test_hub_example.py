@@ -71,7 +71,7 @@ def test_two_pages_see_each_others_messages_presence_and_typing(
 def test_refused_message_and_django_announcement(
     example_server: Server, open_page: OpenPage
 ) -> None:
-    """The publish hook refuses an empty message with its error; hub.publish() from a view reaches the room."""
+    """The publish hook refuses an empty message with its error; hub.publish() in a view reaches the room."""
     room = new_room()
     page, _ = open_room(open_page, example_server, room)
     refused = page.evaluate(
@@ -106,7 +106,7 @@ def redis_servers(example_db: Path, tmp_path: Path) -> Iterator[Callable[[int], 
 def test_nothing_lost_while_a_pages_server_restarts(
     redis_servers: Callable[[int], Server], open_page: OpenPage
 ) -> None:
-    """B's server restarts while A chats on another server: B shows the banner, then every message in order."""
+    """B's server restarts while A chats on another: B shows the banner, then every message in order."""
     room = new_room()
     server_a, port_b = redis_servers(free_port()), free_port()
     server_b = redis_servers(port_b)
