@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import jwt
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -83,6 +85,31 @@ def test_refused_message_and_django_announcement(
     page.press("#announcement", "Enter")
     expect(page.locator("#messages li.announcement .text")).to_have_text(["from a Django view"])
     assert messages(page) == ["from a Django view"]
+
+
+def test_logged_in_user_is_named_by_the_session(
+    example_server: Server, open_page: OpenPage, superuser: tuple[str, str]
+) -> None:
+    """After logging in at /admin/ the page's token names the session's user, as others see it."""
+    username, password = superuser
+    room = new_room()
+    page = open_page(f"{example_server.http}/admin/login/?next=/hub-chat/{room}/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    with page.expect_navigation():
+        page.click("input[type=submit]")
+    expect(page.locator("#me")).to_have_text(username)
+    expect(page.locator("#presence li.me")).to_have_text(username)
+    guest, name = open_room(open_page, example_server, room)
+    expect(guest.locator("#presence li")).to_have_text(sorted([username, name]))
+    send(page, "signed by the session")
+    expect(guest.locator("#messages li .who")).to_have_text([username])
+
+    # What getToken() fetches when the token expires: a fresh one for the same user.
+    token = page.evaluate("fetch('/hub-chat/token/').then((r) => r.json()).then((j) => j.token)")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["sub"] != "" and claims["info"] == {"name": username}
+    assert 0 < claims["exp"] - time.time() <= 600
 
 
 @pytest.fixture
