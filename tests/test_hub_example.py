@@ -112,6 +112,26 @@ def test_logged_in_user_is_named_by_the_session(
     assert 0 < claims["exp"] - time.time() <= 600
 
 
+def test_in_memory_restart_starts_a_new_stream(
+    start_server: Callable[[int], Server], open_page: OpenPage
+) -> None:
+    """In memory a restart loses the history: the page says it could not recover and starts afresh."""
+    port, room = free_port(), new_room()
+    server = start_server(port)
+    page, _ = open_room(open_page, server, room)
+    send(page, "before the restart")
+    expect(page.locator("#messages li .text")).to_have_text(["before the restart"])
+
+    server.stop()
+    expect(page.locator("#banner")).to_be_visible()
+    start_server(port)
+    expect(page.locator("#banner")).to_be_hidden(timeout=20_000)
+    expect(page.locator("#log li.warn").last).to_have_text(re.compile("could not recover"))
+    expect(page.locator("#messages li")).to_have_count(0)
+    send(page, "after the restart")
+    expect(page.locator("#messages li .text")).to_have_text(["after the restart"])
+
+
 @pytest.fixture
 def redis_servers(example_db: Path, tmp_path: Path) -> Iterator[Callable[[int], Server]]:
     """Start the example on wsviews' Redis layer (one prefix per test), as often as a test likes."""
