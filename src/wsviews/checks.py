@@ -201,7 +201,23 @@ def _websocket_problem(app: Any) -> str | None:
 
 
 
-CHECKS = (check_runserver, check_channel_layers, check_routes, check_settings, check_asgi_application)
+def check_hub(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn about each Centrifugo option of ``WSVIEWS_HUB`` the hub does not implement.
+
+    Errors in it (unknown keys, wrong types) are reported by :func:`check_settings` (E060).
+    """
+    value = getattr(settings, "WSVIEWS_HUB", None)
+    if value is None:
+        return []
+    from .hub.config import problems
+
+    return [Warning(f"WSVIEWS_HUB[{path!r}]: {message}",
+                    hint="Remove it, or see docs/hub.md for what the hub supports.", id="wsviews.W060")
+            for level, path, message in problems(value) if level == "warning"]
+
+
+CHECKS = (check_runserver, check_channel_layers, check_routes, check_settings, check_asgi_application,
+          check_hub)
 
 
 def register_all() -> None:

@@ -189,6 +189,13 @@ def _redis_url_from_environment() -> str | None:
     return os.environ.get("REDIS_URL") or None
 
 
+def _hub(value: Any) -> list[Problem]:
+    from .hub.config import problems
+
+    return [Problem(f"[{path!r}]: {message}" if path else message)
+            for level, path, message in problems(value) if level == "error"]
+
+
 class WSViewsSettings:
     """wsviews' settings, read lazily from Django's settings; reset with :meth:`reload`."""
 
@@ -290,6 +297,18 @@ class WSViewsSettings:
         validate=_positive_count,
         check_id="wsviews.E036",
         hint="e.g. WSVIEWS_BACKLOG = 2048 (the kernel caps it at net.core.somaxconn)",
+    )
+
+    HUB: Setting[dict[str, Any] | None] = Setting(
+        None,
+        type="dict | None",
+        doc="The realtime hub (wsviews.hub): the client, channel, http_api and websocket sections of "
+            "a Centrifugo config.json, in its option names (docs/hub.md).",
+        validate=_hub,
+        check_id="wsviews.E060",
+        hint="see docs/hub.md for the supported keys, e.g. WSVIEWS_HUB = {'channel': "
+             "{'namespaces': [{'name': 'chat', 'history_size': 100, 'history_ttl': '300s'}]}}",
+        default_doc="None (no namespaces, tokens or API key)",
     )
 
     @classmethod

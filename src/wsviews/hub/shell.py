@@ -113,8 +113,8 @@ class HubConnection:
             self._timer.cancel()
         try:
             async with asyncio.timeout(FINISH_TIMEOUT):
-                while self._tasks:
-                    await asyncio.gather(*list(self._tasks), return_exceptions=True)
+                while pending := [task for task in self._tasks if not task.done()]:
+                    await asyncio.gather(*pending, return_exceptions=True)
         except TimeoutError:
             logger.warning("hub client %s: requests still running %ss after it closed",
                            self.client_id, FINISH_TIMEOUT)
@@ -199,8 +199,9 @@ class HubConnection:
 
     def _spawn(self, coro: Any) -> None:
         task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if not task.done():  # an eager task may have finished already
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def _hold(self, channel: str) -> None:
         self._held[channel] = self._held.get(channel, 0) + 1
@@ -267,7 +268,7 @@ class HubConnection:
                 data = _decoded(request.data)
                 for check in checks:
                     if not await call(check, self.core.user, request.channel, data):
-                        logger.info("hub client %s (user %r): subscribe to %r denied by %s",
+                        logger.debug("hub client %s (user %r): subscribe to %r denied by %s",
                                     self.client_id, self.core.user, request.channel,
                                     getattr(check, "__qualname__", check))
                         return codes.ERROR_PERMISSION_DENIED
@@ -317,7 +318,7 @@ class HubConnection:
             for check in checks:
                 verdict = await call(check, self.core.user, request.channel, value)
                 if verdict is False:
-                    logger.info("hub client %s (user %r): publish to %r denied by %s",
+                    logger.debug("hub client %s (user %r): publish to %r denied by %s",
                                 self.client_id, self.core.user, request.channel,
                                 getattr(check, "__qualname__", check))
                     return codes.ERROR_PERMISSION_DENIED

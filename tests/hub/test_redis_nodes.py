@@ -1,0 +1,150 @@
+"""Two uvicorn processes on wsviews' Redis layer share one hub: delivery, presence, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from harness import REDIS_SERVER, Server, connect, http, recv, start_uvicorn
+from wsviews.hub import config, tokens
+
+from .sdks import centrifuge_python
+from .settings_hub import API_KEY, HUBS
+from .test_shell import Recorder, until
+
+HUB_CONFIG = config.parse(HUBS["default"])
+PREFIX = f"hubtest-{uuid.uuid4().hex[:8]}"
+REDIS = f"{REDIS_SERVER}/12"
+
+
+def _start(tmp_path_factory: pytest.TempPathFactory, name: str) -> Server:
+    return start_uvicorn("hub.settings_hub", tmp_path_factory.mktemp(name) / "server.log",
+                         env={"WSVIEWS_TEST_HUB_REDIS": REDIS, "WSVIEWS_TEST_HUB_PREFIX": PREFIX})
+
+
+@pytest.fixture(scope="module")
+def node_a(tmp_path_factory: pytest.TempPathFactory, _database: None) -> Iterator[Server]:
+    with _start(tmp_path_factory, "hub-a") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def node_b(tmp_path_factory: pytest.TempPathFactory, _database: None) -> Iterator[Server]:
+    with _start(tmp_path_factory, "hub-b") as server:
+        yield server
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cleanup() -> Iterator[None]:
+    yield
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter(f"{PREFIX}*"):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def centrifuge(request: pytest.FixtureRequest) -> Any:
+    where = str(centrifuge_python(request.config))
+    if where not in sys.path:
+        sys.path.insert(0, where)
+    import centrifuge
+
+    return centrifuge
+
+
+async def api(server: Server, method: str, body: dict[str, Any]) -> Any:
+    status, raw = await asyncio.to_thread(
+        http, f"{server.http}/api/{method}", json.dumps(body).encode(),
+        {"Content-Type": "application/json", "X-API-Key": API_KEY}, "POST")
+    assert status == 200, raw
+    return json.loads(raw)
+
+
+async def reply(ws: ClientConnection, cmd_id: int) -> dict[str, Any]:
+    """Return the reply to command ``cmd_id``, answering pings on the way."""
+    while True:
+        for line in (await recv(ws)).split("\n"):
+            message = json.loads(line)
+            if message == {}:
+                await ws.send("{}")
+            elif message.get("id") == cmd_id:
+                return message  # type: ignore[no-any-return]
+
+
+async def test_publish_in_one_process_reaches_subscribers_of_the_other(
+        node_a: Server, node_b: Server, centrifuge: Any) -> None:
+    """A subscriber on A gets what the API of B and a client on B publish, with offsets from Redis."""
+    events = Recorder(centrifuge)
+    a = centrifuge.Client(node_a.ws + "/connection/websocket")
+    b = centrifuge.Client(node_b.ws + "/connection/websocket")
+    await a.connect()
+    await b.connect()
+    try:
+        sub = a.new_subscription("chat:cross", events=events.events)
+        await sub.subscribe()
+        await sub.ready()
+        result = await api(node_b, "publish", {"channel": "chat:cross", "data": {"from": "api-b"}})
+        assert result["result"]["offset"] == 1
+        b_sub = b.new_subscription("chat:cross")
+        await b_sub.subscribe()
+        await b_sub.ready()
+        await b_sub.publish({"from": "client-b"})
+        await until(lambda: len(events.pubs) == 2)
+        assert events.pubs == [({"from": "api-b"}, 1), ({"from": "client-b"}, 2)]
+        history = await sub.history(limit=10)
+        assert [p.offset for p in history.publications] == [1, 2]
+        info = await api(node_a, "info", {})
+        assert info["result"]["nodes"][0]["engine"] == "redis"
+    finally:
+        await a.disconnect()
+        await b.disconnect()
+
+
+async def test_presence_across_processes_counts_a_user_once(node_a: Server, node_b: Server) -> None:
+    """One user connected to A and to B is two clients and one user, seen from either process."""
+    token = tokens.connection_token("dana", config=HUB_CONFIG)
+    async with connect(node_a.ws + "/connection/websocket") as on_a, \
+            connect(node_b.ws + "/connection/websocket") as on_b:
+        for n, ws in enumerate((on_a, on_b)):
+            await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
+            assert "connect" in await reply(ws, 1)
+            await ws.send(json.dumps({"id": 2, "subscribe": {"channel": "chat:presence"}}))
+            assert "subscribe" in await reply(ws, 2), n
+        for server in (node_a, node_b):
+            stats = await api(server, "presence_stats", {"channel": "chat:presence"})
+            assert stats == {"result": {"num_clients": 2, "num_users": 1}}
+        presence = await api(node_a, "presence", {"channel": "chat:presence"})
+        assert sorted(c["user"] for c in presence["result"]["presence"].values()) == ["dana", "dana"]
+
+
+async def test_recovery_after_reconnecting_to_the_other_process(node_a: Server, node_b: Server) -> None:
+    """A client at offset N on A, away while 20 publications happen, recovers all 20 on B."""
+    async with connect(node_a.ws + "/connection/websocket") as ws:
+        await ws.send('{"id":1,"connect":{}}')
+        await reply(ws, 1)
+        await ws.send('{"id":2,"subscribe":{"channel":"chat:move","recover":true}}')
+        subscribed = (await reply(ws, 2))["subscribe"]
+    epoch, offset = subscribed["epoch"], subscribed.get("offset", 0)
+    for n in range(20):
+        await api(node_a if n % 2 else node_b, "publish", {"channel": "chat:move", "data": {"n": n}})
+    async with connect(node_b.ws + "/connection/websocket") as ws:
+        await ws.send('{"id":1,"connect":{}}')
+        await reply(ws, 1)
+        await ws.send(json.dumps({"id": 2, "subscribe": {
+            "channel": "chat:move", "recover": True, "offset": offset, "epoch": epoch}}))
+        recovered = (await reply(ws, 2))["subscribe"]
+    assert recovered["recovered"] is True and recovered["epoch"] == epoch
+    assert [p["data"]["n"] for p in recovered["publications"]] == list(range(20))
+    assert [p["offset"] for p in recovered["publications"]] == list(range(offset + 1, offset + 21))
+    for server in (node_a, node_b):
+        assert "Traceback" not in server.log()
