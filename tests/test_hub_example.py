@@ -126,7 +126,7 @@ def test_in_memory_restart_starts_a_new_stream(
     expect(page.locator("#banner")).to_be_visible()
     start_server(port)
     expect(page.locator("#banner")).to_be_hidden(timeout=20_000)
-    expect(page.locator("#log li.warn").last).to_have_text(re.compile("could not recover"))
+    expect(page.locator("#log li.warn .text").last).to_have_text(re.compile("could not recover"))
     expect(page.locator("#messages li")).to_have_count(0)
     send(page, "after the restart")
     expect(page.locator("#messages li .text")).to_have_text(["after the restart"])
@@ -172,12 +172,17 @@ def test_nothing_lost_while_a_pages_server_restarts(
     for text in away:
         send(a, text)
     expect(a.locator("#messages li .text")).to_have_text(["before", *away])
+    send(b, "typed by B while away")
+    expect(b.locator("#log li.info .text").last).to_have_text(
+        "queued until reconnected: typed by B while away")
 
     redis_servers(port_b)
     expect(b.locator("#banner")).to_be_hidden(timeout=20_000)
-    expect(b.locator("#messages li .text")).to_have_text(["before", *away])
-    expect(b.locator("#log li.info").last).to_have_text(re.compile("missed messages recovered"))
+    everything = ["before", *away, "typed by B while away"]
+    for page in (a, b):
+        expect(page.locator("#messages li .text")).to_have_text(everything)
+    expect(b.locator("#log li.info", has_text="missed messages recovered")).to_have_count(1)
     send(b, "back")
     for page in (a, b):
-        expect(page.locator("#messages li .text")).to_have_text(["before", *away, "back"])
+        expect(page.locator("#messages li .text")).to_have_text([*everything, "back"])
     expect(a.locator("#presence li")).to_have_text(sorted([name_a, name_b]))

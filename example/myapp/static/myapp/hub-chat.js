@@ -97,6 +97,7 @@ chat.on("subscribed", async (ctx) => {
     else demo.log("info", `joined #${room}`);
     await loadHistory().catch((error) => demo.log("warn", `history: ${error.message}`));
   }
+  await flushOutbox();
   await loadPresence().catch((error) => demo.log("warn", `presence: ${error.message}`));
 });
 chat.on("error", (ctx) => demo.log("warn", `chat:${room}: ${ctx.error.message}`));
@@ -171,6 +172,21 @@ input.addEventListener("input", () => {
 });
 
 // Sending: a publication; the hook in myapp/hub.py checks it, then everyone gets it back.
+// What is typed while the room is not subscribed waits in the outbox, sent in order once it is.
+
+const outbox = [];
+
+async function publish(text) {
+  try {
+    await chat.publish({ text });
+  } catch (error) {
+    demo.log("warn", `not sent (${error.code} ${error.message}): ${text}`);
+  }
+}
+
+async function flushOutbox() {
+  while (outbox.length && chat.state === "subscribed") await publish(outbox.shift());
+}
 
 document.getElementById("send").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -178,10 +194,11 @@ document.getElementById("send").addEventListener("submit", async (event) => {
   if (!text.trim()) return;
   input.value = "";
   lastSignal = 0;
-  try {
-    await chat.publish({ text });
-  } catch (error) {
-    demo.log("warn", `not sent (${error.code} ${error.message}): ${text}`);
+  if (chat.state === "subscribed" && !outbox.length) {
+    await publish(text);
+  } else {
+    outbox.push(text);
+    demo.log("info", `queued until reconnected: ${text}`);
   }
 });
 
