@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+import redis
 from playwright.sync_api import Page, expect
 
 from harness import REDIS_SERVER, Server, free_port
@@ -138,7 +139,8 @@ def redis_servers(example_db: Path, tmp_path: Path) -> Iterator[Callable[[int], 
     from browser import start_example  # loaded as a plugin first (pytest_plugins)
 
     servers: list[Server] = []
-    env = {"WSVIEWS_REDIS_URL": REDIS_SERVER, "WSVIEWS_REDIS_PREFIX": f"hubchat-{uuid.uuid4().hex[:8]}"}
+    prefix = f"hubchat-{uuid.uuid4().hex[:8]}"
+    env = {"WSVIEWS_REDIS_URL": REDIS_SERVER, "WSVIEWS_REDIS_PREFIX": prefix}
 
     def start_(port: int) -> Server:
         server = start_example(port, tmp_path / f"server-{len(servers)}.log", example_db, env=env)
@@ -148,6 +150,13 @@ def redis_servers(example_db: Path, tmp_path: Path) -> Iterator[Callable[[int], 
     yield start_
     for server in servers:
         server.stop()
+    # The streams outlive the test (history_ttl): delete this test's keys, only these.
+    client = redis.Redis.from_url(REDIS_SERVER)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*"):
+            client.delete(key)
+    finally:
+        client.close()
 
 
 def test_nothing_lost_while_a_pages_server_restarts(
