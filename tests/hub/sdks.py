@@ -46,3 +46,19 @@ def centrifuge_python(config: pytest.Config) -> Path:
                         "--target", str(where), CENTRIFUGE_PYTHON, "protobuf>=5.29.6"],
                        check=True, timeout=300)
     return where
+
+
+CENT = "cent==5.2.0"
+
+
+def cent(config: pytest.Config) -> Path:
+    """Return a directory with Centrifugo's Python API client ``cent`` 5 and its dependencies (pip).
+
+    It goes on the ``PYTHONPATH`` of a subprocess, never on this process's
+    ``sys.path``: its dependencies must not shadow the test environment's.
+    """
+    where = _cache(config, "wsviews-cent")
+    if not (where / "cent" / "__init__.py").exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(where),
+                        CENT], check=True, timeout=300)
+    return where

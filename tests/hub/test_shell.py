@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from harness import Server, connect, http, recv, start_uvicorn
+from harness import Server, connect, handshake_status, http, recv, start_uvicorn
 from wsviews.hub import config, tokens
 
 from .sdks import centrifuge_js, centrifuge_python
@@ -338,3 +338,34 @@ async def test_centrifuge_js_full_flow_against_the_real_server(hub_server: Serve
     assert steps["refused"] == {"unknown": 102, "private": 103}
     assert steps["kicked"] == {"code": 3503, "state": "disconnected"}
     assert "Traceback" not in hub_server.log()
+
+
+# The Django session ------------------------------------------------------------
+
+@pytest.fixture
+def session_cookie(_database: None) -> tuple[str, str]:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user, _ = get_user_model().objects.get_or_create(username="hub-ada")
+    user.set_password("correct horse")
+    user.save()
+    client = Client()
+    assert client.login(username="hub-ada", password="correct horse")
+    return f"sessionid={client.cookies['sessionid'].value}", str(user.pk)
+
+
+async def test_a_same_site_browser_is_its_session_user(hub_server: Server,
+                                                       session_cookie: tuple[str, str]) -> None:
+    """With the session cookie and no token, the connection's user is request.user; a foreign
+    origin is refused."""
+    cookie, pk = session_cookie
+    origin = f"http://127.0.0.1:{hub_server.port}"
+    async with connect(ws_url(hub_server), additional_headers={"Cookie": cookie, "Origin": origin}) as ws:
+        await ws.send('{"id":1,"connect":{}}\n{"id":2,"rpc":{"method":"whoami"}}')
+        replies = []
+        while len(replies) < 2:
+            replies += [json.loads(line) for line in (await recv(ws)).split("\n")]
+    assert replies[1] == {"id": 2, "rpc": {"data": {"user": pk}}}
+    assert await handshake_status(ws_url(hub_server), additional_headers={
+        "Cookie": cookie, "Origin": "https://evil.example"}) == 403
