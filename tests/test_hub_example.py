@@ -133,6 +133,18 @@ def test_in_memory_restart_starts_a_new_stream(
     expect(page.locator("#messages li .text")).to_have_text(["after the restart"])
 
 
+def test_head_counts_of_the_other_rooms_come_from_an_rpc(
+    example_server: Server, open_page: OpenPage
+) -> None:
+    """The page's links show each room's clients, answered by the example's @hub.rpc("rooms")."""
+    page, _ = open_room(open_page, example_server, "random")
+    expect(page.locator('.count[data-room="lobby"]')).to_have_text(" (0 here)")
+    open_room(open_page, example_server, "lobby")
+    assert page.evaluate("hubChat.refreshRooms()")["lobby"] == 1
+    expect(page.locator('.count[data-room="lobby"]')).to_have_text(" (1 here)")
+    expect(page.locator('.count[data-room="django"]')).to_have_text(" (0 here)")
+
+
 @pytest.fixture
 def redis_servers(example_db: Path, tmp_path: Path) -> Iterator[Callable[[int], Server]]:
     """Start the example on wsviews' Redis layer (one prefix per test), as often as a test likes."""

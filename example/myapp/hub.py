@@ -23,6 +23,8 @@ from .sockets import MAX_TEXT
 
 #: Seconds a connection token lives; the page asks /hub-chat/token/ for a new one.
 TOKEN_LIFETIME = 600
+#: The rooms the page links to (any slug is a room).
+ROOMS = ('lobby', 'random', 'django')
 
 
 def display_name(request):
@@ -42,7 +44,7 @@ def connection_token(request):
 
 def hub_chat_room(request, room):
     """Render the hub chat page of ``room``."""
-    rooms = [other for other in ('lobby', 'random', 'django') if other != room]
+    rooms = [other for other in ROOMS if other != room]
     return render(request, 'myapp/hub/chat.html', {
         'room': room, 'rooms': rooms, 'max_text': MAX_TEXT, 'me': display_name(request),
         'token': connection_token(request),
@@ -79,3 +81,9 @@ def chat_message(user, channel, data):
 def typing_signal(user, channel, data):
     """Accept only ``{"typing": true}``: the indicator's signal carries nothing else."""
     return data == {'typing': True}
+
+
+@hub.rpc('rooms')
+async def room_counts(user, data):
+    """Answer ``{room: clients in it}`` for ROOMS: the page shows the counts by its links."""
+    return {room: (await hub.apresence_stats(f'chat:{room}'))['num_clients'] for room in ROOMS}

@@ -22,7 +22,7 @@ const centrifuge = new Centrifuge(endpoint, {
 });
 const chat = centrifuge.newSubscription(`chat:${room}`, { joinLeave: true, recoverable: true });
 const typing = centrifuge.newSubscription(`typing:${room}`);
-window.hubChat = { centrifuge, chat, typing }; // handy from the browser console and tests
+window.hubChat = { centrifuge, chat, typing, refreshRooms }; // for the browser console and tests
 
 const banner = document.getElementById("banner");
 const messages = document.getElementById("messages");
@@ -211,6 +211,23 @@ announce.addEventListener("submit", async (event) => {
   if (response.ok) announce.reset();
   else demo.log("warn", `announcement refused: ${response.status} ${await response.text()}`);
 });
+
+// The other rooms' head counts: an RPC answered by @hub.rpc("rooms") in myapp/hub.py.
+
+const ROOMS_EVERY_MS = 15000;
+
+async function refreshRooms() {
+  const { data } = await centrifuge.rpc("rooms", {});
+  for (const count of document.querySelectorAll(".count[data-room]")) {
+    const clients = data[count.dataset.room];
+    count.textContent = clients === undefined ? "" : ` (${clients} here)`;
+  }
+  return data;
+}
+centrifuge.on("connected", () => refreshRooms().catch(() => {}));
+setInterval(() => {
+  if (centrifuge.state === "connected") refreshRooms().catch(() => {});
+}, ROOMS_EVERY_MS);
 
 chat.subscribe();
 typing.subscribe();
