@@ -31,6 +31,7 @@ def open_room(open_page: OpenPage, server: Server, room: str) -> tuple[Page, str
     expect(page.locator("#state")).to_have_text("open")
     me = page.locator("#me").inner_text()
     expect(page.locator("#presence li.me")).to_have_text(me)
+    page.wait_for_function("hubChat.typing.state === 'subscribed'")
     return page, me
 
 
