@@ -97,3 +97,49 @@ STATICFILES_DIRS = [
     ('htmx-ext-ws', NODE_MODULES / 'htmx-ext-ws' / 'dist'),
     ('turbo', NODE_MODULES / '@hotwired' / 'turbo' / 'dist'),
 ]
+
+# wsviews: the realtime hub (mounted in mysite/urls.py), configured with Centrifugo's
+# option names. The /hub-chat/<room>/ page connects with a token its view signs with
+# this key; "chat" channels keep the last 100 messages for 5 minutes (recovery after a
+# reconnect, history on join), with presence and join/leave; "typing" channels carry
+# the typing indicator and keep nothing.
+_hub_everyone = {
+    'allow_subscribe_for_client': True, 'allow_subscribe_for_anonymous': True,
+    'allow_publish_for_subscriber': True, 'allow_publish_for_anonymous': True,
+}
+WSVIEWS_HUB = {
+    'client': {
+        'token': {'hmac_secret_key': os.environ.get('HUB_TOKEN_SECRET', SECRET_KEY)},
+    },
+    'channel': {
+        'namespaces': [
+            {
+                'name': 'chat', **_hub_everyone,
+                'history_size': 100, 'history_ttl': '300s', 'force_recovery': True,
+                'presence': True, 'join_leave': True, 'force_push_join_leave': True,
+                'allow_presence_for_subscriber': True, 'allow_presence_for_anonymous': True,
+                'allow_history_for_subscriber': True, 'allow_history_for_anonymous': True,
+            },
+            {'name': 'typing', **_hub_everyone},
+        ],
+    },
+}
+
+# With WSVIEWS_REDIS_URL set, wsviews' own Redis layer is the default layer instead: the
+# hub then keeps history and presence in Redis, so several servers share one chat and a
+# restarted server's clients recover what they missed. (The tutorial's channels_redis
+# layer carries @websocket views and consumers across processes, but not the hub.)
+_wsviews_redis = os.environ.get('WSVIEWS_REDIS_URL')
+if _wsviews_redis:
+    CHANNEL_LAYERS = {
+        'default': {
+            'BACKEND': 'wsviews.layers.RedisChannelLayer',
+            'CONFIG': {
+                'hosts': [_wsviews_redis],
+                'prefix': os.environ.get('WSVIEWS_REDIS_PREFIX', 'wsviews-example'),
+            },
+        },
+    }
+
+# centrifuge-js, the hub's browser client, comes from npm like htmx and Turbo.
+STATICFILES_DIRS += [('centrifuge', NODE_MODULES / 'centrifuge' / 'dist')]

@@ -44,3 +44,14 @@ urlpatterns += [
 # unless WSVIEWS_METRICS_ALLOWED_IPS or WSVIEWS_METRICS_TOKEN say otherwise).
 urlpatterns.insert(0, path('admin/wsviews/live/', include('wsviews.admin')))
 urlpatterns += [path('metrics/', include('wsviews.metrics'))]
+
+# wsviews: the realtime hub at Centrifugo's paths (connection/websocket, api/), and a
+# chat page on it that uses centrifuge-js.
+from myapp import hub
+
+urlpatterns += [
+    path('', include('wsviews.hub.urls')),
+    path('hub-chat/token/', hub.token, name='hub_chat_token'),
+    path('hub-chat/<slug:room>/', hub.hub_chat_room, name='hub_chat_room'),
+    path('hub-chat/<slug:room>/announce/', hub.announce, name='hub_chat_announce'),
+]
