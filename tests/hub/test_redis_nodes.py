@@ -148,3 +148,80 @@ async def test_recovery_after_reconnecting_to_the_other_process(node_a: Server, 
     assert [p["offset"] for p in recovered["publications"]] == list(range(offset + 1, offset + 21))
     for server in (node_a, node_b):
         assert "Traceback" not in server.log()
+
+
+async def test_sigterm_closes_hub_clients_with_3001_and_they_recover_on_the_other_process(
+        tmp_path: Any, node_b: Server) -> None:
+    """``manage.py serve`` drained on SIGTERM: its hub client gets 3001 and recovers on B, nothing lost."""
+    import signal
+
+    from harness import free_port, start
+
+    port = free_port()
+    serving = start([sys.executable, "manage.py", "serve", f"127.0.0.1:{port}", "--no-access-log"],
+                    "hub.settings_hub", tmp_path / "serve.log", port,
+                    {"WSVIEWS_TEST_HUB_REDIS": REDIS, "WSVIEWS_TEST_HUB_PREFIX": PREFIX})
+    with serving:
+        seen: list[int] = []
+        async with connect(serving.ws + "/connection/websocket") as ws:
+            await ws.send('{"id":1,"connect":{}}')
+            await reply(ws, 1)
+            await ws.send('{"id":2,"subscribe":{"channel":"chat:drain","recover":true}}')
+            subscribed = (await reply(ws, 2))["subscribe"]
+            epoch = subscribed["epoch"]
+            for n in range(5):
+                await api(node_b, "publish", {"channel": "chat:drain", "data": {"n": n}})
+            while len(seen) < 5:
+                for line in (await recv(ws)).split("\n"):
+                    message = json.loads(line)
+                    if message == {}:
+                        await ws.send("{}")
+                    elif "pub" in message.get("push", {}):
+                        seen.append(message["push"]["pub"]["offset"])
+            serving.proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(ws.wait_closed(), 15) or ws.close_code
+            assert ws.close_code == 3001 and ws.close_reason == "shutdown", (ws.close_code, code)
+        assert await asyncio.to_thread(serving.proc.wait, 15) == 0
+        assert "Traceback" not in serving.log()
+    for n in range(5, 12):  # published while the client is away
+        await api(node_b, "publish", {"channel": "chat:drain", "data": {"n": n}})
+    async with connect(node_b.ws + "/connection/websocket") as ws:
+        await ws.send('{"id":1,"connect":{}}')
+        await reply(ws, 1)
+        await ws.send(json.dumps({"id": 2, "subscribe": {
+            "channel": "chat:drain", "recover": True, "offset": seen[-1], "epoch": epoch}}))
+        recovered = (await reply(ws, 2))["subscribe"]
+    assert recovered["recovered"] is True
+    assert [p["data"]["n"] for p in recovered["publications"]] == list(range(5, 12))
+    assert [p["offset"] for p in recovered["publications"]] == list(range(seen[-1] + 1, seen[-1] + 8))
+
+
+async def test_disconnect_user_closes_a_token_users_hub_clients_in_both_processes_with_3503(
+        node_a: Server, node_b: Server) -> None:
+    """Revocation reaches hub clients by their token's ``sub``: a disconnect push, then the close."""
+    from channels.layers import channel_layers
+    from django.test import override_settings
+
+    from wsviews import revocation
+
+    token = tokens.connection_token("42", config=HUB_CONFIG)
+    other = tokens.connection_token("43", config=HUB_CONFIG)
+    layers = {"default": {"BACKEND": "wsviews.layers.RedisChannelLayer",
+                          "CONFIG": {"hosts": [REDIS], "prefix": PREFIX}}}
+    async with connect(node_a.ws + "/connection/websocket") as on_a, \
+            connect(node_b.ws + "/connection/websocket") as on_b, \
+            connect(node_b.ws + "/connection/websocket") as bystander:
+        for ws, user_token in ((on_a, token), (on_b, token), (bystander, other)):
+            await ws.send(json.dumps({"id": 1, "connect": {"token": user_token}}))
+            assert "connect" in await reply(ws, 1)
+        await asyncio.sleep(0.3)  # each process joins the control group with its first socket
+        with override_settings(CHANNEL_LAYERS=layers):
+            try:
+                await revocation.adisconnect_user(42, reason="access revoked")
+            finally:
+                for backend in list(channel_layers.backends.values()):
+                    await backend.close()
+        await asyncio.wait_for(asyncio.gather(on_a.wait_closed(), on_b.wait_closed()), 1.0)
+        assert {(ws.close_code, ws.close_reason) for ws in (on_a, on_b)} == {(3503, "access revoked")}
+        await bystander.send(json.dumps({"id": 2, "presence_stats": {"channel": "chat:x"}}))
+        assert "id" in await reply(bystander, 2)

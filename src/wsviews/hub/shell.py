@@ -22,6 +22,7 @@ import time
 import uuid
 from typing import Any
 
+from .. import drain
 from ..connection import WebSocket, WebSocketDisconnect
 from ..handshake import origin_refusal
 from . import codes
@@ -88,6 +89,7 @@ class HubConnection:
         # order the core asked for them (asyncio.Lock wakes its waiters first come, first served)
         self._order: dict[str, asyncio.Lock] = {}
         self._loop = asyncio.get_running_loop()
+        self._ended = asyncio.Event()
 
     # Life
 
@@ -97,6 +99,7 @@ class HubConnection:
         self.channel_name = await layer.new_channel("hub")
         layer.attach(self.channel_name, self._on_message)
         self.node.added(self)
+        self._register()
         writer = self._loop.create_task(self._write())
         try:
             self._schedule()
@@ -129,6 +132,33 @@ class HubConnection:
             writer.cancel()
         self.node.layer.detach(self.channel_name)
         self.node.removed(self)
+        self._ended.set()
+
+    def _register(self) -> None:
+        """Be revoked and drained the hub's way: a disconnect push with Centrifugo's code, then the close.
+
+        Revocation (``wsviews.revocation``) closes a hub client with 3503
+        ("force disconnect": the SDKs do not reconnect); the graceful drain on
+        SIGTERM with 3001 ("shutdown": they reconnect, to another process,
+        and recover what they missed).
+        """
+        record = self.socket.record
+        if record is not None:
+            record.kind = "hub"
+            record.revoke_code = codes.DISCONNECT_FORCE_NO_RECONNECT.code
+            record.on_revoke = self._revoke
+        drain.on_shutdown(self.socket.scope, self._shut_down)
+
+    async def _revoke(self, code: int, reason: str) -> None:
+        """Disconnect the client (the writer sends the push and the close); do not wait for it."""
+        if not self.core.closed:
+            self._handle(self.core.disconnect(Disconnect(code, reason or "force disconnect")))
+
+    async def _shut_down(self) -> None:
+        """Disconnect the client with 3001; return once the connection has ended (the drain bounds it)."""
+        if not self.core.closed:
+            self._handle(self.core.disconnect(codes.DISCONNECT_SHUTDOWN))
+        await self._ended.wait()
 
     # Writing
 
@@ -262,6 +292,9 @@ class HubConnection:
 
     async def _connect(self, request: ConnectRequest) -> ConnectResult:
         if request.user:
+            record = self.socket.record
+            if record is not None and record.user_id is None:
+                record.user_id = request.user  # a token's sub: disconnect_user() reaches it too
             self._user_group = user_group(request.user)
             await self.node.layer.group_add(self._user_group, self.channel_name)
         results = {}
