@@ -1,0 +1,78 @@
+"""Slow receivers: the bounds on each socket's outbound backlog, and what happens past them.
+
+Every socket that receives layer messages has a :class:`~wsviews.mailbox.Mailbox`.
+While the socket keeps up, a layer message is handled (and its frame written)
+at once; when the socket's transport stops taking data (the peer reads
+nothing, its TCP window is shut) the ASGI ``send`` waits, and the messages
+that arrive meanwhile wait in the mailbox. Once more than
+``WSVIEWS_MAX_QUEUE_MESSAGES`` of them wait, or they and the bytes the
+transport holds unflushed weigh more than ``WSVIEWS_MAX_QUEUE_BYTES``, the
+socket is *slow*: its backlog is dropped, it stops receiving layer messages
+and leaves its groups at once, it is counted in :data:`stats`, and it is
+closed with :data:`SLOW` (4008). A peer that never reads never takes the close
+frame either: the write timeout (``WSVIEWS_WRITE_TIMEOUT``) then aborts the
+connection. The other members of its groups are not held up at any point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .burstlog import BurstLog
+
+#: The close code of a socket that fell behind ("slow"), in the private-use range 4000-4999.
+SLOW = 4008
+SLOW_REASON = "slow: fell behind its outbound limit"
+
+logger = logging.getLogger("wsviews")
+
+#: Counters: ``slow_closes`` sockets closed as slow, ``slow_dropped`` layer messages dropped with them.
+stats: dict[str, int] = {"slow_closes": 0, "slow_dropped": 0}
+
+_slow_log = BurstLog(
+    logger, logging.WARNING,
+    "Closed %d slow socket(s) with 4008: more than WSVIEWS_MAX_QUEUE_MESSAGES (%d) layer messages "
+    "or WSVIEWS_MAX_QUEUE_BYTES (%d) bytes were waiting for them (last: %s).")
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def transport_bytes_of(send: Any) -> Callable[[], int] | None:
+    """Return a callable telling how many bytes the transport behind ``send`` has not flushed.
+
+    ``send`` is the server's bound method under uvicorn (``send.__self__`` is
+    its protocol); under a server where that cannot be seen, return None and
+    only the layer messages waiting count.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    size = getattr(transport, "get_write_buffer_size", None)
+    return size if callable(size) else None
+
+
+def record_slow(path: object, messages: int, limit_messages: int | None, limit_bytes: int | None) -> None:
+    """Count one socket closed as slow with ``messages`` dropped; log it (one line per burst)."""
+    stats["slow_closes"] += 1
+    stats["slow_dropped"] += messages
+    _slow_log.hit(asyncio.get_running_loop(), limit_messages or 0, limit_bytes or 0, path)
+
+
+def close_slow(close: Callable[[], Awaitable[Any]]) -> None:
+    """Run ``close()`` (which sends the 4008 close) in a task of its own, kept until it ends.
+
+    The close frame waits behind whatever the transport still holds: sent
+    once a slow peer reads, or dropped with the connection when the write
+    timeout aborts it. Nobody waits for it meanwhile.
+    """
+    task = asyncio.get_running_loop().create_task(_quietly(close))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def _quietly(close: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await close()
+    except (OSError, RuntimeError):
+        pass  # the connection is already gone
