@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,17 +41,48 @@ _slow_log = BurstLog(
 
 _closing: set[asyncio.Task[None]] = set()
 
+if sys.platform == "linux":
+    import fcntl
+    import termios
+
+    _OUTQ: int | None = termios.TIOCOUTQ  # SIOCOUTQ for sockets
+else:  # pragma: no cover - elsewhere only the transport's own buffer is counted
+    _OUTQ = None
+_INT = struct.Struct("i")
+_ZERO = bytes(_INT.size)
+
 
 def transport_bytes_of(send: Any) -> Callable[[], int] | None:
-    """Return a callable telling how many bytes the transport behind ``send`` has not flushed.
+    """Return a callable telling how many bytes the connection behind ``send`` holds that the peer has not taken.
 
-    ``send`` is the server's bound method under uvicorn (``send.__self__`` is
-    its protocol); under a server where that cannot be seen, return None and
-    only the layer messages waiting count.
+    That is the transport's write buffer plus, on Linux, the kernel's send
+    queue (``SIOCOUTQ``: sent but not acknowledged, or not sent yet), which
+    on loopback or a fast link grows to megabytes before the transport's
+    own buffer fills. ``send`` is the server's bound method under uvicorn
+    (``send.__self__`` is its protocol); where that cannot be seen, return
+    None and only the layer messages waiting count.
     """
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    size = getattr(transport, "get_write_buffer_size", None)
-    return size if callable(size) else None
+    transport: Any = getattr(getattr(send, "__self__", None), "transport", None)
+    buffered = getattr(transport, "get_write_buffer_size", None)
+    if not callable(buffered):
+        return None
+    is_closing = transport.is_closing
+    sock = transport.get_extra_info("socket")
+    outq = _OUTQ
+    fd = sock.fileno() if sock is not None and outq is not None else -1
+    if fd < 0 or outq is None:
+        return buffered  # type: ignore[no-any-return]
+
+    def unflushed() -> int:
+        if is_closing():
+            return int(buffered())
+        try:
+            kernel = _INT.unpack(fcntl.ioctl(fd, outq, _ZERO))[0]
+        except OSError:
+            kernel = 0
+        return int(buffered()) + int(kernel)
+
+    return unflushed
 
 
 def record_slow(path: object, messages: int, limit_messages: int | None, limit_bytes: int | None) -> None:

@@ -40,6 +40,9 @@ except ImportError:  # pragma: no cover - Python 3.11: the deliverer's task stay
     _swap_current_task = None
 
 _NOTHING: Any = object()
+#: A receiver that keeps handling group messages inline has its transport's backlog looked at
+#: once every this many messages (a system call); one whose handler waits, at every message.
+CHECK_EVERY = 16
 _next_outage_warning = 0.0
 logger = logging.getLogger("wsviews")
 
@@ -91,7 +94,7 @@ class Mailbox:
 
     __slots__ = ("_pending", "_busy", "_task", "_idle", "_context", "_owner", "_loop", "closed",
                  "_queued_messages", "_queued_bytes", "max_queue_messages", "max_queue_bytes",
-                 "transport_bytes", "inline")
+                 "transport_bytes", "inline", "_until_check")
 
     def __init__(self) -> None:
         self._pending: deque[Any] | None = None  # made on first need: most sockets never queue
@@ -112,6 +115,7 @@ class Mailbox:
         #: ``current_task()`` without running): code that would cancel the socket's task unless
         #: it is the current one checks this too.
         self.inline = False
+        self._until_check = CHECK_EVERY
 
     async def handle(self, message: Any) -> None:
         raise NotImplementedError("Mailbox subclasses implement handle()")
@@ -136,7 +140,14 @@ class Mailbox:
         """
         if self._busy:
             self._queue(message)
-        elif self._step(self.handle(dict(message))):
+            return
+        self._until_check -= 1
+        if not self._until_check:
+            self._until_check = CHECK_EVERY
+            if self._over_bytes(0):
+                self.overflow()
+                return
+        if self._step(self.handle(dict(message))):
             self._after_inline()
 
     def _after_inline(self) -> None:
@@ -159,9 +170,12 @@ class Mailbox:
         if limit is not None and self._queued_messages > limit:
             self.overflow()
             return
-        limit = self.max_queue_bytes
-        if limit is not None and self._queued_bytes + self._transport_bytes() > limit:
+        if self._over_bytes(self._queued_bytes):
             self.overflow()
+
+    def _over_bytes(self, queued: int) -> bool:
+        limit = self.max_queue_bytes
+        return limit is not None and queued + self._transport_bytes() > limit
 
     def _transport_bytes(self) -> int:
         size = self.transport_bytes

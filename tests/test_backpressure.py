@@ -1,0 +1,209 @@
+"""Slow receivers against a real ``manage.py serve``: closed as slow (4008), bounded memory, others unharmed.
+
+Each run: one healthy member of a group, paced broadcasts of 1 KiB, the
+healthy member's latency measured (a) alone and (b) with 200 members that
+never read (raw TCP sockets with a 4 KiB receive buffer, after the
+handshake) sharing the group, 10 MiB of broadcasts in all. The server counts
+the slow closes, the test reads its RSS and its established connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servers import REDIS_SERVER, Server
+from serving_support import connect_raw, rss_bytes, start_serve
+from wsclient import ConnectionClosed, connect, http, recv
+
+SLOW_MEMBERS = 200
+PAYLOAD = 1024
+TOTAL = 10 * 1024 * 1024
+BROADCASTS = TOTAL // PAYLOAD
+# Broadcasts per second: until the slow members have taken their 1 MiB each, every broadcast
+# costs 201 sends, so the first SLOW_PHASE go at a rate the machine carries for 201 members
+# (30,000 sends/s); the rest, at RATE.
+SLOW_PHASE, SLOW_RATE = 1400, 150
+RATE = 2000
+WRITE_TIMEOUT = 3
+
+ROUTES = {"view": "ws/member/{group}/", "consumer": "ws/consumer/{group}/"}
+
+
+def _settings(layer: str) -> dict[str, Any]:
+    settings: dict[str, Any] = {"ROOT_URLCONF": "urls_backpressure", "WSVIEWS_WRITE_TIMEOUT": WRITE_TIMEOUT,
+                                "WSVIEWS_PING_INTERVAL": 0}
+    if layer == "redis":
+        settings["CHANNEL_LAYERS"] = {"default": {
+            "BACKEND": "wsviews.layers.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"{REDIS_SERVER}/11"], "prefix": f"bp-{uuid.uuid4().hex[:12]}"},
+        }}
+    return settings
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def bp_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+              _database: None) -> Server:
+    log = tmp_path_factory.mktemp(f"backpressure-{request.param}") / "server.log"
+    with start_serve(log, _settings(request.param), env={"REDIS_URL": ""}) as server:
+        yield server
+
+
+def _stats(server: Server) -> dict[str, Any]:
+    status, body = http(f"{server.http}/backpressure/")
+    assert status == 200, body
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def _established(port: int) -> int:
+    """Return the server-side TCP connections of ``port`` that are established (from /proc/net/tcp)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            count += 1
+    return count
+
+
+def _handshake(path: str) -> bytes:
+    return (f"GET /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+
+
+def _open_stuck(server: Server, path: str, count: int) -> list[socket.socket]:
+    """Open ``count`` sockets that complete the handshake, read its answer, and never read again."""
+    stuck = []
+    for _ in range(count):
+        sock = connect_raw(server.port, rcvbuf=4096)
+        sock.sendall(_handshake(path))
+        stuck.append(sock)
+    for sock in stuck:
+        sock.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)  # byte by byte: nothing after the handshake answer is read
+        assert head.startswith(b"HTTP/1.1 101"), head
+    return stuck
+
+
+async def _run(server: Server, route: str, group: str, count: int) -> tuple[list[float], float]:
+    """Publish ``count`` paced broadcasts; return the healthy member's latencies (ms) and the seconds taken."""
+    latencies: list[float] = []
+    async with connect(f"{server.ws}/{route.format(group=group)}") as healthy, \
+            connect(f"{server.ws}/ws/publish/{group}/") as publisher:
+        assert "joined" in await recv(healthy)
+        pad = "x" * PAYLOAD
+
+        async def read() -> None:
+            for _ in range(count):
+                text = await recv(healthy, timeout=20)
+                received = time.monotonic()
+                if text.startswith("{"):  # a consumer wraps it in JSON
+                    text = json.loads(text)["consumer"]
+                latencies.append((received - float(text.split(" ", 1)[0])) * 1000)
+
+        reader = asyncio.ensure_future(read())
+        started = time.monotonic()
+        sent = 0
+        while sent < count:
+            slow = sent < SLOW_PHASE
+            batch = min(max(1, (SLOW_RATE if slow else RATE) // 100), count - sent)
+            for _ in range(batch):
+                await publisher.send(f"{time.monotonic():.6f} {pad}"[:PAYLOAD])
+            sent += batch
+            due = sent / SLOW_RATE if sent <= SLOW_PHASE else \
+                SLOW_PHASE / SLOW_RATE + (sent - SLOW_PHASE) / RATE
+            delay = started + due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await asyncio.wait_for(reader, 30)
+        return latencies, time.monotonic() - started
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+@pytest.mark.parametrize("kind", list(ROUTES))
+async def test_never_reading_members_are_closed_as_slow_with_bounded_memory(bp_server: Server, kind: str):
+    route = ROUTES[kind]
+    tag = uuid.uuid4().hex[:8]
+    # (a) The healthy member alone (the first run also warms the server up).
+    await _run(bp_server, route, f"warm-{tag}", 300)
+    alone, _ = await _run(bp_server, route, f"alone-{tag}", BROADCASTS)
+    before = _stats(bp_server)
+
+    # (b) The same, with SLOW_MEMBERS members that never read.
+    group = f"slow-{tag}"
+    stuck = _open_stuck(bp_server, route.format(group=group), SLOW_MEMBERS)
+    try:
+        await asyncio.sleep(0.5)
+        assert _stats(bp_server)["groups"].get(group) == SLOW_MEMBERS
+        rss_before = rss_bytes(bp_server.pid)
+        peak = rss_before
+        latencies_task = asyncio.ensure_future(_run(bp_server, route, group, BROADCASTS))
+        started = time.monotonic()
+        all_slow_after = None
+        while not latencies_task.done():
+            await asyncio.sleep(0.1)
+            peak = max(peak, rss_bytes(bp_server.pid))
+            if all_slow_after is None and \
+                    _stats(bp_server)["slow_closes"] - before["slow_closes"] >= SLOW_MEMBERS:
+                all_slow_after = time.monotonic() - started
+        crowded, seconds = await latencies_task
+        freed_deadline = time.monotonic() + WRITE_TIMEOUT + 5
+        while _established(bp_server.port) > 0 and time.monotonic() < freed_deadline:
+            await asyncio.sleep(0.2)
+        freed_after = time.monotonic() - started
+        rss_after = rss_bytes(bp_server.pid)
+    finally:
+        for sock in stuck:
+            sock.close()
+    after = _stats(bp_server)
+    growth = (rss_after - rss_before) / 2**20
+    peak_growth = (peak - rss_before) / 2**20
+    report = (f"{kind}: {SLOW_MEMBERS} slow closed after {all_slow_after} s, sockets freed after "
+              f"{freed_after:.1f} s, RSS growth {growth:.1f} MiB (peak {peak_growth:.1f}), healthy p99 "
+              f"{_p99(crowded):.2f} ms vs {_p99(alone):.2f} ms alone, p50 {statistics.median(crowded):.2f} "
+              f"vs {statistics.median(alone):.2f} ms, {len(crowded)} broadcasts in {seconds:.1f} s")
+    print(report)
+    if os.environ.get("WSVIEWS_BACKPRESSURE_REPORT"):
+        with open(os.environ["WSVIEWS_BACKPRESSURE_REPORT"], "a") as out:
+            out.write(report + "\n")
+    assert after["slow_closes"] - before["slow_closes"] == SLOW_MEMBERS, report
+    assert all_slow_after is not None and all_slow_after < 10, report
+    assert group not in after["groups"] or after["groups"][group] == 0, report
+    assert _established(bp_server.port) == 0, f"slow sockets still open; {report}"
+    assert growth <= 20, report
+    assert len(crowded) == BROADCASTS
+    assert _p99(crowded) <= 2 * max(_p99(alone), 1.0), report
+    assert "Traceback" not in bp_server.log()
+
+
+async def test_a_slow_reader_that_reads_again_gets_4008(bp_server: Server):
+    """A client that stops reading (its queue full) and reads again later finds the 4008 close."""
+    group = f"late-{uuid.uuid4().hex[:8]}"
+    async with connect(f"{bp_server.ws}/ws/member/{group}/", max_queue=1) as late, \
+            connect(f"{bp_server.ws}/ws/publish/{group}/") as publisher:
+        assert await recv(late) == "joined"
+        late.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        pad = "y" * PAYLOAD
+        for _ in range(3000):  # 3 MiB: past the byte bound whatever the kernel buffers hold
+            await publisher.send(pad)
+        await asyncio.sleep(0.5)
+        code = None
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await late.recv()
+    code = late.close_code
+    assert code == 4008, code
+    assert late.close_reason.startswith("slow"), late.close_reason
