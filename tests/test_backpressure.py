@@ -96,7 +96,7 @@ def _open_stuck(server: Server, path: str, count: int) -> list[socket.socket]:
 
 
 async def _run(server: Server, route: str, group: str, count: int) -> tuple[list[float], float]:
-    """Publish ``count`` paced broadcasts; return the healthy member's latencies (ms) and the seconds taken."""
+    """Publish ``count`` paced broadcasts; return the healthy member's latencies (ms) and the time taken."""
     latencies: list[float] = []
     async with connect(f"{server.ws}/{route.format(group=group)}") as healthy, \
             connect(f"{server.ws}/ws/publish/{group}/") as publisher:

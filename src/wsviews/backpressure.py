@@ -53,7 +53,7 @@ _ZERO = bytes(_INT.size)
 
 
 def transport_bytes_of(send: Any) -> Callable[[], int] | None:
-    """Return a callable telling how many bytes the connection behind ``send`` holds that the peer has not taken.
+    """Return a callable telling how many bytes behind ``send`` the peer has not taken yet.
 
     That is the transport's write buffer plus, on Linux, the kernel's send
     queue (``SIOCOUTQ``: sent but not acknowledged, or not sent yet), which
