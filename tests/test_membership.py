@@ -252,3 +252,48 @@ async def test_a_backlog_past_the_byte_bound_counts_the_waiting_messages_bytes()
     assert slow.queued.bytes > 8000
     await layer.group_send(room, {"type": "chat.message", "text": "x" * 4000})
     assert slow.closed_slow == 1
+
+
+async def test_redis_commands_per_group_send_do_not_grow_with_the_members(tmp_path):
+    """Commands Redis ran (scripts' own included) for 20 group_sends: the same for 5 and 200 members."""
+    from layers.redis_server import RedisServer
+    from wsviews.layers.redis import RedisChannelLayer
+
+    server = RedisServer(tmp_path, port=6404)
+    server.start()
+    made: list[RedisChannelLayer] = []
+    try:
+        calls = {}
+        for count in (5, 200):
+            prefix = f"fanout-{count}-{uuid.uuid4().hex[:8]}"
+            receiver = RedisChannelLayer(hosts=[server.url], prefix=prefix)
+            sender = RedisChannelLayer(hosts=[server.url], prefix=prefix)
+            made += [receiver, sender]
+            room = group()
+            members = [Sender(receiver) for _ in range(count)]
+            for member in members:
+                await member.open()
+                await member.join(room)
+            await sender.group_send(room, {"type": "chat.message", "text": "warm"})
+            await delivered_all(members, 1)
+            before = server.command_calls()
+            for n in range(20):
+                await sender.group_send(room, {"type": "chat.message", "text": f"m{n}"})
+            await delivered_all(members, 21)
+            after = server.command_calls()
+            calls[count] = {name: after[name] - before.get(name, 0) for name in after
+                            if name != "info" and after[name] != before.get(name, 0)}
+            for member in members:
+                await member.leave_all()
+        assert calls[200] == calls[5], calls
+        assert sum(calls[200].values()) <= 20 * 3, calls  # a script and its PUBLISH per message
+    finally:
+        for layer in made:
+            await layer.close()
+        server.kill()
+
+
+async def delivered_all(members: list[Sender], count: int, timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while any(len(member.sent) < count for member in members):
+            await asyncio.sleep(0.01)
