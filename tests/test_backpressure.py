@@ -228,3 +228,28 @@ async def test_a_slow_reader_that_reads_again_gets_4008(bp_server: Server):
     assert close is not None, f"no close frame in {len(data)} bytes"
     assert close[0] == 4008 and close[1].startswith("slow"), close
     assert 900 * PAYLOAD < len(data) < 1100 * PAYLOAD + 8192  # what was sent before the bound
+
+
+@pytest.mark.parametrize(("name", "value", "check_id"), [
+    ("WSVIEWS_MAX_QUEUE_BYTES", 0, "wsviews.E040"),
+    ("WSVIEWS_MAX_QUEUE_BYTES", "1MiB", "wsviews.E040"),
+    ("WSVIEWS_MAX_QUEUE_MESSAGES", -1, "wsviews.E041"),
+    ("WSVIEWS_MAX_QUEUE_MESSAGES", True, "wsviews.E041"),
+])
+def test_a_wrong_bound_is_a_system_check_error_naming_the_fix(name: str, value: object, check_id: str):
+    from django.test import override_settings
+
+    from wsviews.checks import check_settings
+
+    with override_settings(**{name: value}):
+        errors = [e for e in check_settings() if e.id == check_id]
+    assert len(errors) == 1, errors
+    assert name in errors[0].msg and repr(value) in errors[0].msg
+    assert name in errors[0].hint
+
+
+def test_the_bounds_default_to_1_mib_and_1000_messages():
+    from wsviews.conf import wsviews_settings
+
+    assert wsviews_settings.MAX_QUEUE_BYTES == 1024 * 1024
+    assert wsviews_settings.MAX_QUEUE_MESSAGES == 1000
