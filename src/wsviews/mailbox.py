@@ -218,7 +218,9 @@ class Mailbox:
             if self._pending:
                 self._drain()
             else:
-                self._set_idle()
+                self._busy = False
+                if self._idle is not None:
+                    self._set_idle()
 
     async def wait_idle(self) -> None:
         """Wait until every queued message has been handled."""
