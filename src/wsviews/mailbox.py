@@ -40,8 +40,8 @@ except ImportError:  # pragma: no cover - Python 3.11: the deliverer's task stay
     _swap_current_task = None
 
 _NOTHING: Any = object()
-#: A receiver that keeps handling group messages inline has its transport's backlog looked at
-#: once every this many messages (a system call); one whose handler waits, at every message.
+#: A receiver's connection backlog (a system call) is looked at once every this many group
+#: messages; the bytes of the messages waiting in the mailbox are counted at every one.
 CHECK_EVERY = 16
 _next_outage_warning = 0.0
 logger = logging.getLogger("wsviews")
@@ -170,8 +170,17 @@ class Mailbox:
         if limit is not None and self._queued_messages > limit:
             self.overflow()
             return
-        if self._over_bytes(self._queued_bytes):
+        limit = self.max_queue_bytes
+        if limit is None:
+            return
+        if self._queued_bytes > limit:
             self.overflow()
+            return
+        self._until_check -= 1
+        if not self._until_check:
+            self._until_check = CHECK_EVERY
+            if self._over_bytes(self._queued_bytes):
+                self.overflow()
 
     def _over_bytes(self, queued: int) -> bool:
         limit = self.max_queue_bytes
