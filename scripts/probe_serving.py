@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "example")]
 
-from servers import running, start_uvicorn  # noqa: E402
+from servers import start_uvicorn  # noqa: E402
 from serving_support import connect_raw, log_lines, rss_bytes, start_serve  # noqa: E402
 from wsclient import ConnectionClosed, connect  # noqa: E402
 
@@ -33,7 +33,7 @@ from wsclient import ConnectionClosed, connect  # noqa: E402
 async def drain(clients: int, window: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_serve(Path(tmp) / "server.log", {"WSVIEWS_DRAIN_TIMEOUT": window}, ["--no-access-log"])
-        with running(server):
+        with server:
             sockets = []
             for start in range(0, clients, 100):
                 batch = min(100, clients - start)
@@ -68,7 +68,7 @@ def idle(connections: int, nofile: int, timeout: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_serve(Path(tmp) / "server.log", {"WSVIEWS_HANDSHAKE_TIMEOUT": timeout},
                              ["--no-access-log"], wrapper=["prlimit", f"--nofile={nofile}:{nofile}", "--"])
-        with running(server):
+        with server:
             before = len(log_lines(server))
             held = []
             for _ in range(connections):
@@ -81,7 +81,7 @@ def idle(connections: int, nofile: int, timeout: float) -> None:
             while time.monotonic() - started < 30 and served is None:
                 try:
                     with socket.create_connection(("127.0.0.1", server.port), timeout=2) as fresh:
-                        fresh.sendall(b"GET /slow/?seconds=0 HTTP/1.1\r\nHost: x\r\n"
+                        fresh.sendall(b"GET /slow/?seconds=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                       b"Connection: close\r\n\r\n")
                         fresh.settimeout(3)
                         if b"200 OK" in fresh.recv(100):
@@ -119,11 +119,11 @@ async def _peak_rss(pid: int, stop: asyncio.Event) -> int:
 async def size(clients: int, mib: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_serve(Path(tmp) / "server.log")
-        with running(server):
+        with server:
             for route in ("/ws/myapp/", "/ws/room/lobby/"):
-                before = rss_bytes(server.proc.pid)
+                before = rss_bytes(server.pid)
                 stop = asyncio.Event()
-                sampler = asyncio.ensure_future(_peak_rss(server.proc.pid, stop))
+                sampler = asyncio.ensure_future(_peak_rss(server.pid, stop))
                 codes = await asyncio.gather(*(_too_big(f"{server.ws}{route}", mib) for _ in range(clients)))
                 stop.set()
                 peak = await sampler
@@ -165,9 +165,9 @@ async def stack(sockets: int, messages: int, rounds: int) -> None:
                 await _echo(f"{server.ws}/ws/myapp/", sockets, 100)
             for _ in range(rounds):
                 for name, server in servers.items():
-                    before = _cpu_seconds(server.proc.pid)
+                    before = _cpu_seconds(server.pid)
                     await _echo(f"{server.ws}/ws/myapp/", sockets, messages)
-                    spent = _cpu_seconds(server.proc.pid) - before
+                    spent = _cpu_seconds(server.pid) - before
                     cost[name].append(spent / (sockets * messages) * 1e6)
         finally:
             for server in servers.values():

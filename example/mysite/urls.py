@@ -38,3 +38,9 @@ urlpatterns += [
     path('htmx-chat/<slug:room>/messages/', live.htmx_chat_messages, name='htmx_chat_messages'),
     path('ws/htmx-chat/<slug:room>/', live.htmx_chat, name='htmx_chat'),
 ]
+
+# wsviews: a staff-only live page of the open sockets, in the admin's look. It goes first: the
+# admin answers 404 for any path under admin/ it does not know. And Prometheus metrics (loopback only
+# unless WSVIEWS_METRICS_ALLOWED_IPS or WSVIEWS_METRICS_TOKEN say otherwise).
+urlpatterns.insert(0, path('admin/wsviews/live/', include('wsviews.admin')))
+urlpatterns += [path('metrics/', include('wsviews.metrics'))]

@@ -53,11 +53,6 @@ DIFFERENCES: dict[str, str] = {
         _HANDLER_ERROR.format(error="ValueError for a message type with a leading underscore"),
     "tests/test_generic_websocket.py::test_block_leading_dot_type_function_call":
         _HANDLER_ERROR.format(error="ValueError for a message type with a leading dot"),
-    "tests/security/test_websocket.py::test_origin_validator": (
-        "wsviews checks every handshake's Origin against ALLOWED_HOSTS (or "
-        "WSVIEWS_ALLOWED_ORIGINS) itself, so an origin only Channels' OriginValidator allows is "
-        "refused (403; the communicator gets websocket.close)"
-    ),
 }
 
 # Set while serve_consumer runs a connection, so that a sync consumer it hands back to

@@ -16,6 +16,10 @@ class WSViewsConfig(AppConfig):  # type: ignore[misc, unused-ignore]  # Django i
 
         checks.register_all()
 
+        from .revocation import connect_signals
+
+        connect_signals()
+
         configure_channel_layers()
         setting_changed.connect(conf.reset_on_setting_changed, dispatch_uid="wsviews.conf")
         setting_changed.connect(routing.reset_on_setting_changed, dispatch_uid="wsviews.routing")

@@ -85,10 +85,14 @@ def transport_bytes_of(send: Any) -> Callable[[], int] | None:
     return unflushed
 
 
-def record_slow(path: object, messages: int, limit_messages: int | None, limit_bytes: int | None) -> None:
-    """Count one socket closed as slow with ``messages`` dropped; log it (one line per burst)."""
+def record_slow(path: object, messages: int, limit_messages: int | None, limit_bytes: int | None,
+                route: str = "") -> None:
+    """Count one socket of ``route`` closed as slow, ``messages`` dropped; log it (a line per burst)."""
+    from . import counters
+
     stats["slow_closes"] += 1
     stats["slow_dropped"] += messages
+    counters.slow_close(route)
     _slow_log.hit(asyncio.get_running_loop(), limit_messages or 0, limit_bytes or 0, path)
 
 

@@ -208,3 +208,21 @@ def register_all() -> None:
     """Register every check with Django's check framework (tag ``wsviews``); called from ``ready()``."""
     for check in CHECKS:
         register(check, "wsviews")
+
+
+def check_metrics(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Check ``PROMETHEUS_MULTIPROC_DIR``: wsviews.metrics writes every process's series there."""
+    import os
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory or os.path.isdir(directory):
+        return []
+    return [Error(
+        f"PROMETHEUS_MULTIPROC_DIR is {directory!r}, which is not a directory: wsviews.metrics "
+        f"cannot record this process's series there.",
+        hint="Create it (empty) before starting the server processes, or unset it with one process.",
+        id="wsviews.E074",
+    )]
+
+
+register(check_metrics, "wsviews")

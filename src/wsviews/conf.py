@@ -130,6 +130,17 @@ def _positive_seconds(value: Any) -> list[str]:
     return _seconds(value)
 
 
+def _rate_limit(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        rate, burst = value
+        if not isinstance(rate, bool) and isinstance(rate, (int, float)) and rate > 0 and \
+                not isinstance(burst, bool) and isinstance(burst, int) and burst >= 1:
+            return []
+    return [f"must be None or (messages a second > 0, burst >= 1), not {value!r}"]
+
+
 def _seconds_or_zero_disables(value: Any) -> list[str]:
     return _seconds(value, zero="disabled")
 
@@ -187,6 +198,50 @@ def _redis_url(value: Any) -> list[str]:
 
 def _redis_url_from_environment() -> str | None:
     return os.environ.get("REDIS_URL") or None
+
+
+# Observability and revocation (wsviews.metrics, wsviews.admin, wsviews.revocation).
+
+REVOKE_EVENTS = ("logout", "deactivate", "delete", "password_change", "session_delete")
+
+
+def _revoke_events(value: Any) -> list[Problem | str]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        return [Problem(f"must be a list of events, not {value!r}",
+                        f"e.g. WSVIEWS_REVOKE_ON = {list(REVOKE_EVENTS)!r}, or [] to wire none.")]
+    problems: list[Problem | str] = []
+    for event in value:
+        if event not in REVOKE_EVENTS:
+            import difflib
+
+            close = difflib.get_close_matches(str(event), REVOKE_EVENTS, n=1)
+            problems.append(Problem(
+                f"lists {event!r}, which is not an event wsviews revokes on",
+                f"Did you mean {close[0]!r}?" if close else f"The events are: {', '.join(REVOKE_EVENTS)}."))
+    return problems
+
+
+def _metrics_token(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, str) or len(value) < 16:
+        return [f"must be None or a secret str of 16 or more characters, not {value!r}"]
+    return []
+
+
+def _networks(value: Any) -> list[Problem | str]:
+    import ipaddress
+
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        return [Problem(f"must be a list of IP addresses or networks, not {value!r}",
+                        f"Write WSVIEWS_METRICS_ALLOWED_IPS = [{value!r}].")]
+    problems: list[Problem | str] = []
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except (TypeError, ValueError):
+            problems.append(f"lists {entry!r}, which is not an IP address or network")
+    return problems
 
 
 class WSViewsSettings:
@@ -311,6 +366,55 @@ class WSViewsSettings:
         validate=_positive_count,
         check_id="wsviews.E041",
         hint="e.g. WSVIEWS_MAX_QUEUE_MESSAGES = 1000",
+    )
+    RATE_LIMIT: Setting[tuple[float, int] | None] = Setting(
+        None,
+        type="(float, int) | None",
+        doc="Client messages per socket: (messages a second, burst). The first message over it closes "
+            "the socket with 1008. None: no limit.",
+        validate=_rate_limit,
+        check_id="wsviews.E050",
+        hint="e.g. WSVIEWS_RATE_LIMIT = (20, 40): 20 messages a second, 40 at once; or None",
+    )
+
+    # Observability and revocation.
+    METRICS_BYTES: Setting[bool] = Setting(
+        False,
+        type="bool",
+        doc="Also count the bytes of each message received and sent (a len() per message), "
+            "for the metrics' byte counters.",
+        validate=_boolean,
+        check_id="wsviews.E070",
+        hint="Set WSVIEWS_METRICS_BYTES = True or False.",
+    )
+    METRICS_TOKEN: Setting[str | None] = Setting(
+        None,
+        type="str | None",
+        doc="A secret the metrics URL requires as 'Authorization: Bearer <token>'; None: no token "
+            "(then only WSVIEWS_METRICS_ALLOWED_IPS protects it).",
+        validate=_metrics_token,
+        check_id="wsviews.E071",
+        hint="e.g. WSVIEWS_METRICS_TOKEN = os.environ['METRICS_TOKEN'] (16+ characters)",
+    )
+    METRICS_ALLOWED_IPS: Setting[Sequence[str]] = Setting(
+        ("127.0.0.1", "::1"),
+        type="list[str]",
+        doc="Client addresses or networks that may read the metrics URL (['0.0.0.0/0', '::/0']: "
+            "any, then set a token).",
+        validate=_networks,
+        check_id="wsviews.E072",
+        hint="e.g. WSVIEWS_METRICS_ALLOWED_IPS = ['127.0.0.1', '10.0.0.0/8']",
+        default_doc="('127.0.0.1', '::1') (loopback only)",
+    )
+    REVOKE_ON: Setting[Sequence[str]] = Setting(
+        REVOKE_EVENTS,
+        type="list[str]",
+        doc="Events that close a user's or session's open sockets in every process: logout, "
+            "deactivate (is_active saved False), delete, password_change, session_delete.",
+        validate=_revoke_events,
+        check_id="wsviews.E073",
+        hint=f"e.g. WSVIEWS_REVOKE_ON = {list(REVOKE_EVENTS)!r}",
+        default_doc=repr(list(REVOKE_EVENTS)),
     )
 
     @classmethod

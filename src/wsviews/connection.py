@@ -13,12 +13,13 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
 
-from . import backpressure, encoding
+from . import backpressure, encoding, ratelimit
 from .handshake import INTERNAL_ERROR, refuse
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from .connections import Connection
     from .htmx import HtmxMessage
 
 logger = logging.getLogger("wsviews")
@@ -68,7 +69,7 @@ class WebSocket:
     """
 
     __slots__ = ("scope", "_receive", "_send", "state", "max_message_size", "subprotocol",
-                 "_inbox", "_task", "_failed")
+                 "_inbox", "_task", "_failed", "_bucket", "record")
 
     def __init__(
         self,
@@ -88,6 +89,9 @@ class WebSocket:
         self._inbox: _Inbox | None = None
         self._task: asyncio.Task[Any] | None = None
         self._failed = False
+        self._bucket = ratelimit.new_bucket()
+        # The socket's wsviews.connections record (None when made outside a server): counters.
+        self.record: Connection | None = None
 
     async def serve(self, view: View) -> None:
         """Call ``view(socket, *url_args, **url_kwargs)``; then leave every group and close.
@@ -206,6 +210,15 @@ class WebSocket:
                 reason = f"message of {len(data)} bytes is over the {limit} byte limit"
                 await self.close(1009, reason)
                 raise WebSocketDisconnect(1009, reason)
+            record = self.record
+            if record is not None:
+                record.received += 1
+                if record.count_bytes:
+                    record.bytes_received += _size(data)
+            bucket = self._bucket
+            if bucket is not None and not bucket.take():
+                ratelimit.report(self.path, bucket)
+                await self._refuse(ratelimit.CLOSE_CODE, bucket.reason)
             return data
         if kind == "websocket.disconnect":
             self.state = WebSocketState.DISCONNECTED
@@ -275,6 +288,11 @@ class WebSocket:
         except OSError:
             self.state = WebSocketState.DISCONNECTED
             raise WebSocketDisconnect(1006, "the client left") from None
+        record = self.record
+        if record is not None:
+            record.sent += 1
+            if record.count_bytes:
+                record.bytes_sent += _size(data)
 
     async def send_json(self, obj: Any) -> None:
         """Send ``obj`` encoded as JSON in a text frame."""
@@ -306,6 +324,8 @@ class WebSocket:
             inbox = _Inbox(self, _channel_layer())
             await inbox.open()
             self._inbox = inbox
+            if self.record is not None:
+                self.record.mailbox = inbox
         await inbox.join(group, on_broadcast)
 
     async def leave(self, group: str) -> None:
@@ -334,6 +354,8 @@ class WebSocket:
                     await self._send(encoding.frame(message["message"]))
                 except OSError:
                     return  # the client left while the message was on its way
+                if self.record is not None:
+                    self.record.sent += 1
             else:
                 result = callback(message["message"])
                 if inspect.isawaitable(result):
@@ -372,6 +394,11 @@ class _Inbox(Membership):
     def path(self) -> str:
         return self.socket.path
 
+    @property
+    def route(self) -> str:
+        record = self.socket.record
+        return str(record.route) if record is not None else ""
+
     def close_slow(self) -> None:
         """Close with 4008: the view's next send raises ``WebSocketDisconnect``, its receive ends."""
         backpressure.close_slow(lambda: self.socket.close(backpressure.SLOW, backpressure.SLOW_REASON))
@@ -387,6 +414,11 @@ def _channel_layer() -> Any:
             "wsviews' in-memory default."
         )
     return layer
+
+
+def _size(data: str | bytes | bytearray | memoryview) -> int:
+    """Return the size of a message's payload on the wire, in bytes."""
+    return len(data.encode()) if isinstance(data, str) else len(data)
 
 
 def _name(view: Any) -> str:

@@ -25,16 +25,19 @@ import functools
 import inspect
 import json
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
+from asgiref.sync import markcoroutinefunction
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from . import backpressure, db
+from . import backpressure, db, ratelimit
 from .burstlog import BurstLog
 from .connection import raised_by_send
+from .connections import SCOPE_KEY, Connection
 from .db import close_due, close_old_connections
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
@@ -134,7 +137,7 @@ class ConsumerRunner(Membership):
     reader task).
     """
 
-    __slots__ = ("consumer", "send", "stopped", "task", "custom_dispatch")
+    __slots__ = ("consumer", "send", "stopped", "refused", "bucket", "task", "custom_dispatch")
 
     def __init__(self, consumer: AsyncConsumer, send: Send) -> None:
         consumer.channel_layer = layer = get_channel_layer(consumer.channel_layer_alias)
@@ -142,6 +145,8 @@ class ConsumerRunner(Membership):
         self.consumer = consumer
         self.send = send
         self.stopped = False
+        self.refused = False  # closed for a client's mistake: later client frames are dropped
+        self.bucket = ratelimit.new_bucket()
         self.task: asyncio.Task[Any] | None = None
         self.custom_dispatch = type(consumer).dispatch is not AsyncConsumer.dispatch
 
@@ -157,6 +162,13 @@ class ConsumerRunner(Membership):
                 if handler is None:
                     raise ValueError(f"No handler for message type {message['type']}")
                 if message["type"] == "websocket.receive":
+                    if self.refused:
+                        return
+                    bucket = self.bucket
+                    if bucket is not None and not bucket.take():
+                        ratelimit.report(str(self.consumer.scope.get("path")), bucket)
+                        await self._refuse(ratelimit.CLOSE_CODE, bucket.reason, logged=True)
+                        return
                     refusal = refused_frame(self.consumer, message)
                     if refusal is not None:
                         await self._refuse(*refusal)
@@ -177,10 +189,17 @@ class ConsumerRunner(Membership):
             else:
                 await self._crash()
 
-    async def _refuse(self, code: int, reason: str) -> None:
-        """Close the socket for a client's mistake: one INFO line (folded in bursts), no traceback."""
-        _refused_frames.hit(asyncio.get_running_loop(), f"{self.consumer.scope.get('path')}: {code} {reason}")
-        self.stop()
+    async def _refuse(self, code: int, reason: str, *, logged: bool = False) -> None:
+        """Close the socket for a client's mistake: one INFO line (folded in bursts), no traceback.
+
+        The consumer keeps running until the client's disconnect arrives, so
+        its ``disconnect()`` runs as after any close; frames the client sends
+        meanwhile are dropped.
+        """
+        if not logged:
+            path = self.consumer.scope.get("path")
+            _refused_frames.hit(asyncio.get_running_loop(), f"{path}: {code} {reason}")
+        self.refused = True
         await _close_quietly(self.send, code, reason)
 
     async def _crash(self) -> None:
@@ -196,6 +215,11 @@ class ConsumerRunner(Membership):
     @property
     def path(self) -> str:
         return str(self.consumer.scope.get("path"))
+
+    @property
+    def route(self) -> str:
+        record = self.consumer.scope.get(SCOPE_KEY)
+        return str(record.route) if record is not None else ""
 
     def close_slow(self) -> None:
         """Send 4008; the socket loop ends with the disconnect that follows (the consumer's own too)."""
@@ -242,20 +266,29 @@ async def serve_consumer(
     and consumers that override ``__call__``, run on Channels' own loop.
     """
     consumer = consumer_class(**initkwargs)
+    record: Connection | None = scope.get(SCOPE_KEY)
     if not is_lean(consumer_class):
-        await consumer(scope, receive, send)
+        await consumer(scope, receive, counting_send(send, record))
         return
     db.serve_on_lean_loop()  # before the runner takes its context: its handlers see it too
     consumer.scope = scope
-    consumer.base_send = send
+    consumer.base_send = counting_send(send, record)
     runner = ConsumerRunner(consumer, send)
     await runner.join_layer()
+    if record is not None:
+        record.mailbox = runner
     runner.task = asyncio.current_task()
+    count_bytes = record is not None and record.count_bytes
     try:
         while not runner.stopped:
             message = await receive()
+            kind = message["type"]
+            if kind == "websocket.receive" and record is not None:
+                record.received += 1
+                if count_bytes:
+                    record.bytes_received += _payload_size(message)
             await runner.put(message)
-            if message["type"] == "websocket.disconnect":
+            if kind == "websocket.disconnect":
                 break
     except asyncio.CancelledError:
         if not runner.stopped:
@@ -265,6 +298,39 @@ async def serve_consumer(
         await runner.leave_layer()
         if close_due():
             await close_old_connections()
+
+
+def counting_send(send: Send, record: Connection | None) -> Send:
+    """Return ``send``, counting each frame sent in ``record`` (``send`` itself without one).
+
+    A plain function that returns ``send``'s awaitable: no coroutine frame of its own per send.
+    """
+    if record is None:
+        return send
+
+    if record.count_bytes:
+
+        def counted(message: Message) -> Awaitable[None]:
+            if message["type"] == "websocket.send":
+                record.sent += 1
+                record.bytes_sent += _payload_size(message)
+            return send(message)
+    else:
+
+        def counted(message: Message) -> Awaitable[None]:
+            if message["type"] == "websocket.send":
+                record.sent += 1
+            return send(message)
+
+    # Marked so that Channels' sync consumers (async_to_sync(base_send)) take it as async.
+    return markcoroutinefunction(counted)
+
+
+def _payload_size(message: Message) -> int:
+    text = message.get("text")
+    if text is not None:
+        return len(text.encode())
+    return len(message.get("bytes") or b"")
 
 
 async def _close_quietly(send: Send, code: int, reason: str = "") -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable
 from typing import Any
 
 from django.urls import set_urlconf
 
+from . import connections, control, counters
 from .connection import WebSocket
 from .consumers import serve_consumer
 from .decorators import WebSocketOptions, websocket_options
@@ -28,7 +30,9 @@ def serve_websocket(scope: Scope, receive: Receive, send: Send) -> Awaitable[Non
     set_urlconf(None)
     match = resolve_websocket(path)
     if match is None:
-        return refuse(scope, send, not_found(path))
+        refusal = not_found(path)
+        counters.handshake(refusal)
+        return refuse(scope, send, refusal)
     # The scope is updated in place, as Starlette's router does: a copy would
     # be kept alive by every open socket.
     outer = scope.get("url_route")
@@ -42,24 +46,55 @@ def serve_websocket(scope: Scope, receive: Receive, send: Send) -> Awaitable[Non
     func = match.func
     options = websocket_options(func)
     if options is not None:
-        return _serve_view(func, options, scope, receive, send)
-    return _serve_consumer(func, scope, receive, send)
+        return _serve_view(func, options, match.route, scope, receive, send)
+    return _serve_consumer(func, match.route, scope, receive, send)
 
 
-async def _serve_view(view: Any, options: WebSocketOptions, scope: Scope, receive: Receive,
-                      send: Send) -> None:
+async def _serve_view(view: Any, options: WebSocketOptions, route: str, scope: Scope,
+                      receive: Receive, send: Send) -> None:
     decision = await decide(scope, options)
     if isinstance(decision, Refusal):
+        counters.handshake(decision)
         await refuse(scope, send, decision)
         return
+    counters.handshake(None)
     socket = WebSocket(scope, receive, send, max_message_size=decision.max_message_size,
                        subprotocol=decision.subprotocol)
-    await socket.serve(view)
+    socket.record = record = connections.register(scope, route, "view", socket.close)
+    _observe()
+    try:
+        await socket.serve(view)
+    finally:
+        connections.unregister(record)
 
 
-async def _serve_consumer(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+async def _serve_consumer(app: Any, route: str, scope: Scope, receive: Receive, send: Send) -> None:
     decision = await decide(scope, None)
     if isinstance(decision, Refusal):
+        counters.handshake(decision)
         await refuse(scope, send, decision)
         return
-    await serve_consumer(app.consumer_class, app.consumer_initkwargs, scope, receive, send)
+    counters.handshake(None)
+    record = connections.register(scope, route, "consumer", functools.partial(_close, send))
+    _observe()
+    try:
+        await serve_consumer(app.consumer_class, app.consumer_initkwargs, scope, receive, send)
+    finally:
+        connections.unregister(record)
+
+
+async def _close(send: Send, code: int, reason: str) -> None:
+    try:
+        await send({"type": "websocket.close", "code": code, "reason": reason})
+    except (OSError, RuntimeError):
+        pass  # already closed
+
+
+def _observe() -> None:
+    """Start this loop's control channel (and metrics sync) with its first socket; cheap after that."""
+    if control.running_here():
+        return
+    from . import metrics
+
+    control.ensure_started()
+    metrics.ensure_syncing()

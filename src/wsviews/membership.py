@@ -82,7 +82,7 @@ class Membership(Mailbox):
         if self.closed:
             return
         backpressure.record_slow(self.path, self._queued_messages, self.max_queue_messages,
-                                 self.max_queue_bytes)
+                                 self.max_queue_bytes, self.route)
         self.close()
         if self._reader is not None:
             self._reader.cancel()
@@ -95,6 +95,11 @@ class Membership(Mailbox):
     def path(self) -> str:
         """The socket's path, for log lines."""
         return "?"
+
+    @property
+    def route(self) -> str:
+        """The socket's route pattern, for the metrics (empty when unknown)."""
+        return ""
 
     def close_slow(self) -> None:
         """Close the socket with 4008; subclasses send the close (see :func:`backpressure.close_slow`)."""

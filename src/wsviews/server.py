@@ -28,6 +28,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import HANDLED_SIGNALS
 
+from . import control
 from .burstlog import BurstLog
 from .drain import drain
 from .serving import (
@@ -76,6 +77,7 @@ class WSViewsServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if self.started:
             logger.info(describe(self.config))
+            _start_observing()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -114,6 +116,7 @@ class WSViewsServer(uvicorn.Server):
         for server in self.servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), _AFTER_WINDOW)
+        await control.stop()
         if not self.force_exit:
             await self.lifespan.shutdown()
 
@@ -129,6 +132,14 @@ async def _until(work: Any, deadline: float, forced: Any) -> int | None:
         await asyncio.wait([task], timeout=min(remaining, 0.1))
     result: int = task.result()
     return result
+
+
+def _start_observing() -> None:
+    """Open the control channel (revocation across processes) and start syncing metrics."""
+    from . import metrics
+
+    control.ensure_started()
+    metrics.ensure_syncing()
 
 
 def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:

@@ -260,6 +260,21 @@ def test_sweep_expires_queues_members_and_reservations(core: LocalChannels, cloc
     assert list(core.members("g2")) == ["a!1"]
 
 
+def test_a_channel_with_fresh_messages_behind_expired_ones_keeps_its_groups(
+    core: LocalChannels, clock: Clock
+) -> None:
+    core.group_add("g", "slow")
+    core.put("slow", {"n": 0})
+    clock.now += 40
+    core.put("slow", {"n": 1})
+    clock.now += 21                    # n=0 has expired, n=1 has not
+    assert core.sweep() == []
+    assert core.stats["expired"] == 1
+    assert list(core.members("g")) == ["slow"]
+    clock.now += 40                    # now everything sent to it expired unread
+    assert core.sweep() == ["g"]
+
+
 def test_sweep_looks_only_at_members_that_are_not_attached(core: LocalChannels) -> None:
     for n in range(100):
         core.attach(f"a!{n}", Recorder())

@@ -92,7 +92,7 @@ class LocalChannels:
     """Attached channels, queued channels and group membership of this process.
 
     ``expiry`` bounds how long a queued message waits; a queued channel whose
-    messages expire unread leaves its groups (its consumer is gone, as in
+    messages all expire unread leaves its groups (its consumer is gone, as in
     Channels' in-memory layer). ``group_expiry`` bounds the membership of
     channels that are not attached; attached channels are live receivers of
     this process and stay until detached. ``clock`` is a monotonic clock in
@@ -391,8 +391,10 @@ class LocalChannels:
     def sweep(self) -> list[str]:
         """Drop what has expired; return the groups this left without members.
 
-        Expired queued messages are dropped, and their channel leaves its
-        groups (nobody read it for a whole expiry). Members that are not
+        Expired queued messages are dropped; a channel left with nothing
+        queued by that leaves its groups (everything sent to it expired
+        unread: its reader is gone). One with fresh messages behind the
+        expired ones keeps its groups. Members that are not
         attached leave groups they joined over ``group_expiry`` ago.
         Reservations and detached channels are forgotten after ``expiry``.
         """
@@ -405,7 +407,8 @@ class LocalChannels:
                 expired += 1
             if expired:
                 self.stats["expired"] += expired
-                emptied += self._leave_all(channel)
+                if not queue.items:  # everything sent to it expired unread: its reader is gone
+                    emptied += self._leave_all(channel)
             self._forget_if_idle(channel, queue)
         oldest = now - self.group_expiry
         for channel in tuple(self._loose):

@@ -311,6 +311,7 @@ async def test_messages_younger_than_expiry_are_all_kept() -> None:
 
 
 async def test_group_messages_expire_too() -> None:
+    # The first message expires while fresh ones wait behind it: the channel keeps its group.
     layer = new_layer(expiry=2)
     channel = await layer.new_channel()
     await layer.group_add("test-group", channel)
