@@ -297,3 +297,33 @@ async def delivered_all(members: list[Sender], count: int, timeout: float = 5) -
     async with asyncio.timeout(timeout):
         while any(len(member.sent) < count for member in members):
             await asyncio.sleep(0.01)
+
+
+async def test_a_member_whose_connection_is_backed_up_gets_a_group_message_after_the_others():
+    from wsviews import mailbox
+
+    layer = InMemoryChannelLayer()
+    room = group()
+    order: list[str] = []
+
+    class Named(Sender):
+        __slots__ = ("name",)
+
+        async def handle(self, message) -> None:
+            order.append(f"{self.name} {message['text']}")
+
+    behind, healthy = Named(layer), Named(layer)
+    behind.name, healthy.name = "behind", "healthy"
+    behind.transport_bytes = lambda: 200_000  # over 1/8 of the 1 MiB bound, under the bound
+    for member in (behind, healthy):  # the backed-up member joins first
+        await member.open()
+        await member.join(room)
+    for n in range(mailbox.CHECK_EVERY):  # the last of these looks at the connection
+        await layer.group_send(room, {"type": "chat.message", "text": f"m{n}"})
+    await asyncio.sleep(0)
+    order.clear()
+    await layer.group_send(room, {"type": "chat.message", "text": "late"})
+    assert order == ["healthy late"]  # during the fan-out: only the member that keeps up
+    await behind.wait_idle()
+    assert order == ["healthy late", "behind late"]
+    assert behind.closed_slow == 0

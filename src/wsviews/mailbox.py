@@ -43,6 +43,9 @@ _NOTHING: Any = object()
 #: A receiver's connection backlog (a system call) is looked at once every this many group
 #: messages; the bytes of the messages waiting in the mailbox are counted at every one.
 CHECK_EVERY = 16
+#: A receiver whose connection holds more than this fraction of ``max_queue_bytes`` unflushed is
+#: *lagging*: its group messages are handled after the fan-out that brought them, not during it.
+LAG_FRACTION = 0.125
 _next_outage_warning = 0.0
 logger = logging.getLogger("wsviews")
 
@@ -94,7 +97,7 @@ class Mailbox:
 
     __slots__ = ("_pending", "_busy", "_task", "_idle", "_context", "_owner", "_loop", "closed",
                  "_queued_messages", "_queued_bytes", "max_queue_messages", "max_queue_bytes",
-                 "transport_bytes", "inline", "_until_check")
+                 "transport_bytes", "inline", "_until_check", "_lagging")
 
     def __init__(self) -> None:
         self._pending: deque[Any] | None = None  # made on first need: most sockets never queue
@@ -116,6 +119,7 @@ class Mailbox:
         #: it is the current one checks this too.
         self.inline = False
         self._until_check = CHECK_EVERY
+        self._lagging = False  # the connection held over LAG_FRACTION of the byte bound when last looked at
 
     async def handle(self, message: Any) -> None:
         raise NotImplementedError("Mailbox subclasses implement handle()")
@@ -147,6 +151,13 @@ class Mailbox:
             if self._over_bytes(0):
                 self.overflow()
                 return
+        if self._lagging:
+            # Behind already: handled once this fan-out is over, so the members that keep up
+            # get the message first.
+            self._busy = True
+            self._queue(message)
+            self._loop.call_soon(self._drain)
+            return
         if self._step(self.handle(dict(message))):
             self._after_inline()
 
@@ -184,7 +195,11 @@ class Mailbox:
 
     def _over_bytes(self, queued: int) -> bool:
         limit = self.max_queue_bytes
-        return limit is not None and queued + self._transport_bytes() > limit
+        if limit is None:
+            return False
+        unflushed = self._transport_bytes()
+        self._lagging = unflushed > limit * LAG_FRACTION
+        return queued + unflushed > limit
 
     def _transport_bytes(self) -> int:
         size = self.transport_bytes
