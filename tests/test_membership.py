@@ -113,3 +113,217 @@ async def test_leave_all_without_a_channel_does_nothing():
     member = Recorder(InMemoryChannelLayer())
     await member.leave_all(also=["never-joined"])
     assert member.closed
+
+
+# Fan-out without a task per member, and bounded backlogs (regression guards that time nothing)
+
+
+class CountingTasks:
+    """A task factory counting the tasks made on the loop (and their coroutines' names)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def __call__(self, loop, coro, **kwargs):
+        self.names.append(getattr(coro, "__qualname__", type(coro).__qualname__))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+
+class Sender(Membership):
+    """A membership whose handler sends a frame (a no-op) unless told to wait."""
+
+    __slots__ = ("sent", "wait", "closed_slow")
+
+    def __init__(self, layer, wait: asyncio.Event | None = None) -> None:
+        super().__init__(layer)
+        self.sent: list[str] = []
+        self.wait = wait
+        self.closed_slow = 0
+
+    def close_slow(self) -> None:
+        self.closed_slow += 1
+
+    async def handle(self, message) -> None:
+        if self.wait is not None:
+            await self.wait.wait()
+        self.sent.append(message["text"])
+
+
+async def test_group_messages_to_members_that_do_not_suspend_create_no_task():
+    layer = InMemoryChannelLayer()
+    room = group()
+    members = [Sender(layer) for _ in range(100)]
+    for member in members:
+        await member.open()
+        await member.join(room)
+    loop = asyncio.get_running_loop()
+    tasks = CountingTasks()
+    loop.set_task_factory(tasks)
+    try:
+        for n in range(50):
+            await layer.group_send(room, {"type": "chat.message", "text": f"m{n}"})
+    finally:
+        loop.set_task_factory(None)
+    assert tasks.names == []  # 5,000 deliveries, not one task
+    assert all(member.sent == [f"m{n}" for n in range(50)] for member in members)
+    for member in members:
+        await member.leave_all()
+
+
+async def test_a_member_whose_handler_suspends_gets_one_task_at_a_time_and_keeps_its_order():
+    layer = InMemoryChannelLayer()
+    room = group()
+    gate = asyncio.Event()
+    waiting, quick = Sender(layer, gate), Sender(layer)
+    for member in (waiting, quick):
+        await member.open()
+        await member.join(room)
+    loop = asyncio.get_running_loop()
+    tasks = CountingTasks()
+    loop.set_task_factory(tasks)
+    try:
+        for n in range(10):
+            await layer.group_send(room, {"type": "chat.message", "text": f"m{n}"})
+        assert quick.sent == [f"m{n}" for n in range(10)]  # not held up by the waiting member
+        assert waiting.queued.messages == 9 and waiting.sent == []
+        gate.set()
+        await waiting.wait_idle()
+    finally:
+        loop.set_task_factory(None)
+    assert waiting.sent == [f"m{n}" for n in range(10)]
+    # One task for the handler that suspended; the nine queued behind it ran without suspending.
+    assert tasks.names == ["_Resumed"]
+    assert waiting.queued == (0, 0, 0)
+
+
+async def test_the_socket_task_is_current_while_a_pushed_message_is_handled_inline():
+    layer = InMemoryChannelLayer()
+    seen: list[asyncio.Task | None] = []
+
+    class Current(Membership):
+        async def handle(self, message) -> None:
+            seen.append(asyncio.current_task())
+
+    async def socket_task() -> Current:
+        member = Current(layer)
+        await member.open()
+        return member
+
+    member = await asyncio.create_task(socket_task())
+    owner = member._owner
+    await layer.send(member.channel_name, {"type": "x"})
+    assert seen == [owner] and owner is not asyncio.current_task()
+    assert asyncio.current_task() is not None
+
+
+async def test_a_backlog_past_the_message_bound_closes_the_member_as_slow_and_leaves_its_groups():
+    from wsviews import backpressure
+
+    layer = InMemoryChannelLayer()
+    room = group()
+    gate = asyncio.Event()
+    slow, quick = Sender(layer, gate), Sender(layer)
+    slow.max_queue_messages = 5
+    for member in (slow, quick):
+        await member.open()
+        await member.join(room)
+    before = dict(backpressure.stats)
+    for n in range(8):
+        await layer.group_send(room, {"type": "chat.message", "text": f"m{n}"})
+    assert slow.closed_slow == 1
+    assert backpressure.stats["slow_closes"] == before["slow_closes"] + 1
+    assert backpressure.stats["slow_dropped"] == before["slow_dropped"] + 6
+    assert layer.group_sizes() == {room: 1}  # the slow member left at once
+    assert quick.sent == [f"m{n}" for n in range(8)]
+    assert slow.queued.messages == 0
+    gate.set()
+
+
+async def test_a_backlog_past_the_byte_bound_counts_the_waiting_messages_bytes():
+    layer = InMemoryChannelLayer()
+    room = group()
+    slow = Sender(layer, asyncio.Event())
+    slow.max_queue_bytes = 10_000
+    await slow.open()
+    await slow.join(room)
+    for n in range(3):
+        await layer.group_send(room, {"type": "chat.message", "text": "x" * 4000})
+        assert slow.closed_slow == 0 and slow.queued.messages == n
+    assert slow.queued.bytes > 8000
+    await layer.group_send(room, {"type": "chat.message", "text": "x" * 4000})
+    assert slow.closed_slow == 1
+
+
+async def test_redis_commands_per_group_send_do_not_grow_with_the_members(tmp_path):
+    """Commands Redis ran (scripts' own included) for 20 group_sends: the same for 5 and 200 members."""
+    from layers.redis_server import RedisServer
+    from wsviews.layers.redis import RedisChannelLayer
+
+    server = RedisServer(tmp_path, port=6404)
+    server.start()
+    made: list[RedisChannelLayer] = []
+    try:
+        calls = {}
+        for count in (5, 200):
+            prefix = f"fanout-{count}-{uuid.uuid4().hex[:8]}"
+            receiver = RedisChannelLayer(hosts=[server.url], prefix=prefix)
+            sender = RedisChannelLayer(hosts=[server.url], prefix=prefix)
+            made += [receiver, sender]
+            room = group()
+            members = [Sender(receiver) for _ in range(count)]
+            for member in members:
+                await member.open()
+                await member.join(room)
+            await sender.group_send(room, {"type": "chat.message", "text": "warm"})
+            await delivered_all(members, 1)
+            before = server.command_calls()
+            for n in range(20):
+                await sender.group_send(room, {"type": "chat.message", "text": f"m{n}"})
+            await delivered_all(members, 21)
+            after = server.command_calls()
+            calls[count] = {name: after[name] - before.get(name, 0) for name in after
+                            if name != "info" and after[name] != before.get(name, 0)}
+            for member in members:
+                await member.leave_all()
+        assert calls[200] == calls[5], calls
+        assert sum(calls[200].values()) <= 20 * 3, calls  # a script and its PUBLISH per message
+    finally:
+        for layer in made:
+            await layer.close()
+        server.kill()
+
+
+async def delivered_all(members: list[Sender], count: int, timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while any(len(member.sent) < count for member in members):
+            await asyncio.sleep(0.01)
+
+
+async def test_a_member_whose_connection_is_backed_up_gets_a_group_message_after_the_others():
+    from wsviews import mailbox
+
+    layer = InMemoryChannelLayer()
+    room = group()
+    order: list[str] = []
+
+    class Named(Sender):
+        __slots__ = ("name",)
+
+        async def handle(self, message) -> None:
+            order.append(f"{self.name} {message['text']}")
+
+    behind, healthy = Named(layer), Named(layer)
+    behind.name, healthy.name = "behind", "healthy"
+    behind.transport_bytes = lambda: 200_000  # over 1/8 of the 1 MiB bound, under the bound
+    for member in (behind, healthy):  # the backed-up member joins first
+        await member.open()
+        await member.join(room)
+    for n in range(mailbox.CHECK_EVERY):  # the last of these looks at the connection
+        await layer.group_send(room, {"type": "chat.message", "text": f"m{n}"})
+    await asyncio.sleep(0)
+    order.clear()
+    await layer.group_send(room, {"type": "chat.message", "text": "late"})
+    assert order == ["healthy late"]  # during the fan-out: only the member that keeps up
+    await behind.wait_idle()
+    assert order == ["healthy late", "behind late"]
+    assert behind.closed_slow == 0

@@ -354,6 +354,26 @@ class WSViewsSettings:
         hint="e.g. WSVIEWS_BACKLOG = 2048 (the kernel caps it at net.core.somaxconn)",
     )
 
+    # Backpressure: bounds on each socket's outbound backlog (docs/backpressure.md).
+    MAX_QUEUE_BYTES: Setting[int] = Setting(
+        1024 * 1024,
+        type="int",
+        doc="Close a socket as slow (4008) once the layer messages waiting for it plus what its "
+            "transport has not flushed pass this many bytes.",
+        validate=_positive_int,
+        check_id="wsviews.E040",
+        hint="e.g. WSVIEWS_MAX_QUEUE_BYTES = 1024 * 1024 (at least the largest message a "
+             "socket is sent)",
+        default_doc="1048576 (1 MiB)",
+    )
+    MAX_QUEUE_MESSAGES: Setting[int] = Setting(
+        1000,
+        type="int",
+        doc="Close a socket as slow (4008) once more than this many layer messages wait for it.",
+        validate=_positive_count,
+        check_id="wsviews.E041",
+        hint="e.g. WSVIEWS_MAX_QUEUE_MESSAGES = 1000",
+    )
     RATE_LIMIT: Setting[tuple[float, int] | None] = Setting(
         None,
         type="(float, int) | None",

@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
 
-from . import encoding, ratelimit
+from . import backpressure, encoding, ratelimit
 from .handshake import INTERNAL_ERROR, refuse
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
@@ -370,7 +370,8 @@ class WebSocket:
     def _fail(self) -> None:
         """Stop the view: a handler of a layer message failed."""
         self._failed = True
-        if self._task is not None and self._task is not asyncio.current_task():
+        inline = self._inbox is not None and self._inbox.inline
+        if self._task is not None and (inline or self._task is not asyncio.current_task()):
             self._task.cancel()
 
 
@@ -383,11 +384,24 @@ class _Inbox(Membership):
     __slots__ = ("socket",)
 
     def __init__(self, socket: WebSocket, layer: Any) -> None:
-        super().__init__(layer)
+        super().__init__(layer, socket._send)
         self.socket = socket
 
     async def handle(self, message: dict[str, Any]) -> None:
         await self.socket._on_layer_message(message)
+
+    @property
+    def path(self) -> str:
+        return self.socket.path
+
+    @property
+    def route(self) -> str:
+        record = self.socket.record
+        return str(record.route) if record is not None else ""
+
+    def close_slow(self) -> None:
+        """Close with 4008: the view's next send raises ``WebSocketDisconnect``, its receive ends."""
+        backpressure.close_slow(lambda: self.socket.close(backpressure.SLOW, backpressure.SLOW_REASON))
 
 
 def _channel_layer() -> Any:

@@ -34,7 +34,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from . import db, ratelimit
+from . import backpressure, db, ratelimit
 from .burstlog import BurstLog
 from .connection import raised_by_send
 from .connections import SCOPE_KEY, Connection
@@ -141,7 +141,7 @@ class ConsumerRunner(Membership):
 
     def __init__(self, consumer: AsyncConsumer, send: Send) -> None:
         consumer.channel_layer = layer = get_channel_layer(consumer.channel_layer_alias)
-        super().__init__(layer)
+        super().__init__(layer, send)
         self.consumer = consumer
         self.send = send
         self.stopped = False
@@ -212,11 +212,25 @@ class ConsumerRunner(Membership):
         self.stop()
         await _close_quietly(self.send, 1011)
 
+    @property
+    def path(self) -> str:
+        return str(self.consumer.scope.get("path"))
+
+    @property
+    def route(self) -> str:
+        record = self.consumer.scope.get(SCOPE_KEY)
+        return str(record.route) if record is not None else ""
+
+    def close_slow(self) -> None:
+        """Send 4008; the socket loop ends with the disconnect that follows (the consumer's own too)."""
+        backpressure.close_slow(lambda: self.send({"type": "websocket.close", "code": backpressure.SLOW,
+                                                   "reason": backpressure.SLOW_REASON}))
+
     def stop(self) -> None:
         """End the consumer; wakes the socket loop if a layer message stopped it."""
         self.stopped = True
         task = self.task
-        if task is not None and task is not asyncio.current_task():
+        if task is not None and (self.inline or task is not asyncio.current_task()):
             task.cancel()
 
     async def join_layer(self) -> None:

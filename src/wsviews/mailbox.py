@@ -1,4 +1,4 @@
-"""Run one receiver's handlers one at a time, without a waiting task per socket.
+"""Run one receiver's handlers one at a time, in order, without a task per message.
 
 A socket gets messages from two sources: its client (through the ASGI
 ``receive``) and the channel layer (pushed synchronously by an attachable
@@ -7,40 +7,78 @@ arrival order. The ``Mailbox`` keeps that order with a deque and a busy flag,
 and runs every handler in the receiver's own context (taken when the mailbox
 is made, in the socket's task), not in the context of whoever sent the
 message, as a Channels consumer's handlers run in its own task.
-Messages pushed by the layer start their handler *eagerly* on Python 3.12+
-(``Task(eager_start=True)``): the handler runs in place and is only scheduled
-on the loop if it actually suspends. Sending a frame to a writable socket does
-not suspend, so fan-out to a thousand local sockets costs a thousand calls, not
-a thousand scheduled tasks. On Python 3.11 each pushed message is a task.
+
+A message pushed by the layer is handled *inline*: the handler's coroutine is
+stepped in place, on the stack of whoever delivered it, with the socket's
+task as ``asyncio.current_task()``. Sending a frame to a writable socket does
+not suspend, so fan-out to a thousand local sockets costs a thousand calls and
+no task at all. Only a handler that really suspends (the socket's send buffer
+is full, the handler awaits the database) is finished by a task of its own,
+made at that point; messages that arrive meanwhile wait in the deque.
+
+That deque is the socket's outbound backlog, and it is bounded: past
+``max_queue_messages`` messages, or ``max_queue_bytes`` bytes counting what
+the transport has not yet flushed, :meth:`Mailbox.overflow` is called (the
+socket is closed as slow, see :mod:`wsviews.backpressure`). :attr:`Mailbox.queued`
+tells how far behind a receiver is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import logging
-import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context, copy_context
-from typing import Any
+from typing import Any, NamedTuple
 
-if sys.version_info >= (3, 12):
-
-    def start_task(coro: Coroutine[Any, Any, None], context: Context) -> asyncio.Task[None]:
-        """Run ``coro`` in ``context`` until it first suspends, then let the loop finish it."""
-        return asyncio.Task(coro, loop=asyncio.get_running_loop(), eager_start=True, context=context)
-
-else:  # pragma: no cover - exercised on 3.11 only
-
-    def start_task(coro: Coroutine[Any, Any, None], context: Context) -> asyncio.Task[None]:
-        """Schedule ``coro`` as a task in ``context`` (3.11 has no eager start)."""
-        return asyncio.get_running_loop().create_task(coro, context=context)
-
+try:
+    from asyncio.tasks import _swap_current_task  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - Python 3.11: the deliverer's task stays current
+    _swap_current_task = None
 
 _NOTHING: Any = object()
+#: A receiver's connection backlog (a system call) is looked at once every this many group
+#: messages; the bytes of the messages waiting in the mailbox are counted at every one.
+CHECK_EVERY = 16
+#: A receiver whose connection holds more than this fraction of ``max_queue_bytes`` unflushed is
+#: *lagging*: its group messages are handled after the fan-out that brought them, not during it.
+LAG_FRACTION = 0.125
 _next_outage_warning = 0.0
 logger = logging.getLogger("wsviews")
+
+
+class Queued(NamedTuple):
+    """How far behind a receiver is: layer messages waiting, their bytes, and unflushed transport bytes."""
+
+    messages: int
+    bytes: int
+    transport_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        """Queued message bytes plus transport bytes: what the byte bound is checked against."""
+        return self.bytes + self.transport_bytes
+
+
+def message_size(message: Any, _depth: int = 0) -> int:
+    """Estimate what ``message`` weighs in bytes: its strings and bytes, two levels deep, plus 64.
+
+    Only messages that have to wait are weighed, so the estimate costs
+    nothing on the path of a receiver that keeps up.
+    """
+    kind = type(message)
+    if kind is str or kind is bytes or kind is bytearray:
+        return len(message)
+    if _depth > 2:
+        return 64
+    if kind is dict:
+        return 64 + sum(message_size(v, _depth + 1) for v in message.values())
+    if kind is list or kind is tuple:
+        return 64 + sum(message_size(v, _depth + 1) for v in message)
+    return 16
 
 
 class Mailbox:
@@ -49,10 +87,17 @@ class Mailbox:
     Subclasses implement ``handle``, which owns its error policy and should
     not raise; an exception that escapes it anyway is logged and the mailbox
     carries on. Calling the mailbox posts a message, so a mailbox is itself
-    the ``deliver`` callable an attachable layer takes.
+    the ``deliver`` callable an attachable layer takes; :meth:`post_shared`
+    is the one the local delivery core uses for group messages.
+
+    ``max_queue_messages`` and ``max_queue_bytes`` (None: unbounded) bound
+    the layer messages waiting; ``transport_bytes`` (a callable, or None)
+    tells what the socket's transport holds unflushed.
     """
 
-    __slots__ = ("_pending", "_busy", "_task", "_idle", "_context", "closed")
+    __slots__ = ("_pending", "_busy", "_task", "_idle", "_context", "_owner", "_loop", "closed",
+                 "_queued_messages", "_queued_bytes", "max_queue_messages", "max_queue_bytes",
+                 "transport_bytes", "inline", "_until_check", "_lagging")
 
     def __init__(self) -> None:
         self._pending: deque[Any] | None = None  # made on first need: most sockets never queue
@@ -61,35 +106,132 @@ class Mailbox:
         self._task: asyncio.Task[None] | None = None
         self._idle: asyncio.Future[None] | None = None
         self._context: Context = copy_context()
+        self._loop = asyncio.get_running_loop()
+        # The socket's task: current while a pushed message is handled inline.
+        self._owner = asyncio.current_task(self._loop)
+        self._queued_messages = 0
+        self._queued_bytes = 0
+        self.max_queue_messages: int | None = None
+        self.max_queue_bytes: int | None = None
+        self.transport_bytes: Callable[[], int] | None = None
+        #: True while a handler runs inline on the deliverer's stack (the socket's task is then
+        #: ``current_task()`` without running): code that would cancel the socket's task unless
+        #: it is the current one checks this too.
+        self.inline = False
+        self._until_check = CHECK_EVERY
+        self._lagging = False  # the connection held over LAG_FRACTION of the byte bound when last looked at
 
     async def handle(self, message: Any) -> None:
         raise NotImplementedError("Mailbox subclasses implement handle()")
+
+    # Posting (from the layer: synchronous, never waits)
 
     def post(self, message: Any) -> None:
         """Handle ``message`` now if nothing else is running, else queue it."""
         if self._busy:
             self._queue(message)
-        else:
-            self._drain(message)
+        elif self._step(self.handle(message)):
+            self._after_inline()
 
     __call__ = post
 
+    def post_shared(self, message: dict[str, Any]) -> None:
+        """Post ``message``, which other receivers get too: the handler gets its own shallow copy.
+
+        A message that has to wait is queued as it is and copied when its
+        turn comes, so a receiver that falls behind holds a reference per
+        message, not a copy.
+        """
+        if self._busy:
+            self._queue(message)
+            return
+        self._until_check -= 1
+        if not self._until_check:
+            self._until_check = CHECK_EVERY
+            if self._over_bytes(0):
+                self.overflow()
+                return
+        if self._lagging:
+            # Behind already: handled once this fan-out is over, so the members that keep up
+            # get the message first.
+            self._busy = True
+            self._queue(message)
+            self._loop.call_soon(self._drain)
+            return
+        if self._step(self.handle(dict(message))):
+            self._after_inline()
+
+    def _after_inline(self) -> None:
+        if self._pending:
+            self._drain()
+        else:
+            self._set_idle()
+
     def _queue(self, message: Any) -> None:
+        if self.closed:
+            return
         if self._pending is None:
             self._pending = deque()
         self._pending.append(message)
+        if type(message) is _Put:
+            return  # the client's own message: its sender waits for it, so it cannot pile up
+        self._queued_messages += 1
+        self._queued_bytes += message_size(message)
+        limit = self.max_queue_messages
+        if limit is not None and self._queued_messages > limit:
+            self.overflow()
+            return
+        limit = self.max_queue_bytes
+        if limit is None:
+            return
+        if self._queued_bytes > limit:
+            self.overflow()
+            return
+        self._until_check -= 1
+        if not self._until_check:
+            self._until_check = CHECK_EVERY
+            if self._over_bytes(self._queued_bytes):
+                self.overflow()
+
+    def _over_bytes(self, queued: int) -> bool:
+        limit = self.max_queue_bytes
+        if limit is None:
+            return False
+        unflushed = self._transport_bytes()
+        self._lagging = unflushed > limit * LAG_FRACTION
+        return queued + unflushed > limit
+
+    def _transport_bytes(self) -> int:
+        size = self.transport_bytes
+        if size is None:
+            return 0
+        try:
+            return size()
+        except Exception:  # a transport that is gone holds nothing
+            return 0
+
+    @property
+    def queued(self) -> Queued:
+        """Layer messages waiting for this receiver, their estimated bytes, and unflushed transport bytes."""
+        return Queued(self._queued_messages, self._queued_bytes, self._transport_bytes())
+
+    def overflow(self) -> None:
+        """Called once the backlog passes a bound; the default drops everything and stops."""
+        self.close()
+
+    # Putting (from the socket's own loop: waits for its turn)
 
     async def put(self, message: Any) -> None:
         """Handle ``message`` after everything posted before it; return once it is handled.
 
         When nothing is queued the handler runs inline, in the caller's task.
-        Messages posted meanwhile are handled afterwards by the mailbox's own
-        tasks, and ``put`` does not wait for them: the socket loop that calls
-        it goes back to reading its client, so a steady stream of layer
-        messages cannot hold up the client's next frame.
+        Messages posted meanwhile are handled afterwards, and ``put`` does not
+        wait for them: the socket loop that calls it goes back to reading its
+        client, so a steady stream of layer messages cannot hold up the
+        client's next frame.
         """
         if self._busy:
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = self._loop.create_future()
             self._queue(_Put(message, waiter))
             await waiter
             return
@@ -108,7 +250,7 @@ class Mailbox:
         """Wait until every queued message has been handled."""
         while self._busy:
             if self._idle is None:
-                self._idle = asyncio.get_running_loop().create_future()
+                self._idle = self._loop.create_future()
             await asyncio.shield(self._idle)
 
     def close(self) -> None:
@@ -143,21 +285,58 @@ class Mailbox:
             if not self.closed:
                 self.post(message)
 
-    def _drain(self, message: Any = _NOTHING) -> None:
+    # Running handlers
+
+    def _step(self, coro: Coroutine[Any, Any, None]) -> bool:
+        """Run ``coro`` until it first suspends; return True if it is done, else a task finishes it.
+
+        Marks the mailbox busy; the caller marks it idle (or drains it) when
+        this returns True.
+        """
         self._busy = True
-        while message is not _NOTHING or self._pending:
-            if message is _NOTHING:
-                message = self._pending.popleft()  # type: ignore[union-attr]
-            if type(message) is _Put:
-                task = start_task(self._handle_put(message), self._context)
+        owner = self._owner
+        self.inline = True
+        try:
+            if owner is None or _swap_current_task is None:
+                yielded = self._context.run(coro.send, None)
             else:
-                task = start_task(self.handle(message), self._context)
-            message = _NOTHING
-            if not task.done():
-                self._task = task
-                task.add_done_callback(self._resumed)
+                loop = self._loop
+                previous = _swap_current_task(loop, owner)
+                try:
+                    yielded = self._context.run(coro.send, None)
+                finally:
+                    _swap_current_task(loop, previous)
+        except StopIteration:
+            return True
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except asyncio.CancelledError:
+            self._drop_pending()
+            return True
+        except BaseException as exc:
+            _report(self._loop, exc)
+            return True
+        finally:
+            self.inline = False
+        task = self._loop.create_task(_Resumed(coro, yielded), context=self._context)
+        self._task = task
+        task.add_done_callback(self._resumed)
+        return False
+
+    def _drain(self) -> None:
+        """Handle queued messages in order until one suspends or none is left."""
+        pending = self._pending
+        while pending:
+            message = pending.popleft()
+            if type(message) is _Put:
+                coro = self._handle_put(message)
+            else:
+                self._queued_messages -= 1
+                self._queued_bytes -= message_size(message)
+                coro = self.handle(dict(message) if type(message) is dict else message)
+            if not self._step(coro):
                 return
-            _report(task)
+            pending = self._pending  # a handler may have dropped the queue
         self._set_idle()
 
     async def _handle_put(self, put: _Put) -> None:
@@ -169,15 +348,19 @@ class Mailbox:
 
     def _resumed(self, task: asyncio.Task[None]) -> None:
         self._task = None
-        _report(task)
         if task.cancelled():
             self._drop_pending()
             self._set_idle()
-        else:
-            self._drain()
+            return
+        exc = task.exception()
+        if exc is not None:
+            _report(self._loop, exc)
+        self._drain()
 
     def _drop_pending(self) -> None:
         pending, self._pending = self._pending, None
+        self._queued_messages = 0
+        self._queued_bytes = 0
         for message in pending or ():
             if type(message) is _Put and not message.waiter.done():
                 message.waiter.set_result(None)  # its caller returns; the message is dropped
@@ -199,9 +382,37 @@ class _Put:
         self.waiter = waiter
 
 
-def _report(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        loop = asyncio.get_running_loop()
-        loop.call_exception_handler(
-            {"message": "Unhandled exception in a websocket handler", "exception": task.exception()}
-        )
+class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
+    """A handler's coroutine that has already run up to its first suspension, for a task to finish.
+
+    Its first ``send`` hands the task what the handler was waiting on
+    (``yielded``); after that, and for any ``throw`` (a cancellation before
+    the task's first step included), it is the handler's coroutine itself.
+    """
+
+    __slots__ = ("coro", "yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        self.coro = coro
+        self.yielded = yielded
+
+    def send(self, value: Any) -> Any:
+        yielded = self.yielded
+        if yielded is not _NOTHING:
+            self.yielded = _NOTHING
+            return yielded
+        return self.coro.send(value)
+
+    def throw(self, exc: Any, *args: Any) -> Any:
+        self.yielded = _NOTHING
+        return self.coro.throw(exc, *args)
+
+    def close(self) -> None:
+        self.coro.close()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        raise TypeError("a resumed handler is run by a task, not awaited")
+
+
+def _report(loop: asyncio.AbstractEventLoop, exc: BaseException) -> None:
+    loop.call_exception_handler({"message": "Unhandled exception in a websocket handler", "exception": exc})

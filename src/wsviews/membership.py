@@ -7,7 +7,10 @@ Views (``WebSocket.join``) and consumers (``ConsumerRunner``) both use it:
   else pulled by one reader task;
 * :meth:`Membership.join` / :meth:`Membership.leave` add and discard groups;
 * :meth:`Membership.leave_all` ends it all when the socket ends, however it
-  ends: no more delivery, every group left.
+  ends: no more delivery, every group left;
+* past ``WSVIEWS_MAX_QUEUE_MESSAGES`` / ``WSVIEWS_MAX_QUEUE_BYTES`` of backlog,
+  :meth:`Membership.overflow` stops delivery at once and calls the subclass's
+  :meth:`Membership.close_slow` (:mod:`wsviews.backpressure`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from . import backpressure
+from .conf import wsviews_settings
 from .layers.base import supports_attach
 from .mailbox import Mailbox
 
@@ -33,9 +38,12 @@ class Membership(Mailbox):
 
     __slots__ = ("layer", "channel_name", "_groups", "_reader")
 
-    def __init__(self, layer: Any) -> None:
+    def __init__(self, layer: Any, send: Any = None) -> None:
         super().__init__()
         self.layer = layer
+        self.max_queue_messages = wsviews_settings.MAX_QUEUE_MESSAGES
+        self.max_queue_bytes = wsviews_settings.MAX_QUEUE_BYTES
+        self.transport_bytes = backpressure.transport_bytes_of(send)
         self.channel_name: str | None = None
         # Made on the first join: consumers join through the layer itself, and never need it.
         self._groups: dict[str, Any] | None = None
@@ -68,6 +76,33 @@ class Membership(Mailbox):
         """Discard the channel from ``group``; leaving a group not joined does nothing."""
         if self._groups is not None and self._groups.pop(group, _MISSING) is not _MISSING:
             await self.layer.group_discard(group, self.channel_name)
+
+    def overflow(self) -> None:
+        """The socket fell behind: drop its backlog, stop delivery and leave its groups, close it as slow."""
+        if self.closed:
+            return
+        backpressure.record_slow(self.path, self._queued_messages, self.max_queue_messages,
+                                 self.max_queue_bytes, self.route)
+        self.close()
+        if self._reader is not None:
+            self._reader.cancel()
+        layer, channel = self.layer, self.channel_name
+        if channel is not None and supports_attach(layer):
+            layer.detach(channel)  # synchronous: the next group message already skips it
+        self.close_slow()
+
+    @property
+    def path(self) -> str:
+        """The socket's path, for log lines."""
+        return "?"
+
+    @property
+    def route(self) -> str:
+        """The socket's route pattern, for the metrics (empty when unknown)."""
+        return ""
+
+    def close_slow(self) -> None:
+        """Close the socket with 4008; subclasses send the close (see :func:`backpressure.close_slow`)."""
 
     async def leave_all(self, also: Iterable[str] = ()) -> None:
         """Stop delivery and leave every group joined here, and the groups in ``also``.

@@ -115,6 +115,9 @@ class LocalChannels:
         for name in STATS:
             self.stats.setdefault(name, 0)
         self.attached: dict[str, Deliver] = {}
+        # channel -> its receiver's post_shared(), for receivers that copy a group message
+        # themselves (a Mailbox: only when it has to wait), so fan-out hands over one message.
+        self._shares: dict[str, Deliver] = {}
         self.queues: dict[str, _Queue] = {}
         # group -> {channel: clock() when it joined}
         self.groups: dict[str, dict[str, float]] = {}
@@ -177,6 +180,11 @@ class LocalChannels:
     def fan_out(self, group: str, message: Message) -> FanOut:
         """Give each local member of ``group`` its own shallow copy of ``message``.
 
+        A receiver with a ``post_shared`` method (a :class:`~wsviews.mailbox.Mailbox`)
+        is given ``message`` itself through it, and makes its copy when it
+        handles it: no copy for a member that falls behind, one decode and one
+        message object per group message in this process.
+
         Members at capacity miss it (counted in ``dropped_full``); members not
         attached that joined more than ``group_expiry`` ago leave the group.
         """
@@ -186,9 +194,18 @@ class LocalChannels:
         # A snapshot: a deliver() may detach a channel, which edits the group.
         snapshot = tuple(members)
         get = self.attached.get
+        shares = self._shares.get
         failed = 0
         queued: list[str] | None = None
         for channel in snapshot:
+            deliver = shares(channel)
+            if deliver is not None:
+                try:
+                    deliver(message)
+                except Exception:
+                    failed += 1
+                    self._deliver_failed(channel)
+                continue
             deliver = get(channel)
             if deliver is None:
                 if queued is None:
@@ -296,6 +313,11 @@ class LocalChannels:
         """Push ``channel``'s messages to ``deliver``, starting with those already queued."""
         self.gone.pop(channel, None)
         self.attached[channel] = deliver
+        shared = getattr(deliver, "post_shared", None)
+        if shared is not None:
+            self._shares[channel] = shared
+        else:
+            self._shares.pop(channel, None)
         self._loose.discard(channel)
         queue = self.queues.pop(channel, None)
         if queue is None:
@@ -314,6 +336,7 @@ class LocalChannels:
         (counted as ``undeliverable``) rather than queued for nobody.
         """
         self.attached.pop(channel, None)
+        self._shares.pop(channel, None)
         queue = self.queues.get(channel)
         if queue is not None and not queue.waiters:
             del self.queues[channel]
@@ -354,6 +377,10 @@ class LocalChannels:
     def members(self, group: str) -> Collection[str]:
         """Return the local members of ``group`` (a live view: copy it to keep it)."""
         return self.groups.get(group, {}).keys()
+
+    def group_sizes(self) -> dict[str, int]:
+        """Return ``{group: number of local members}`` for every group with a member in this process."""
+        return {group: len(members) for group, members in self.groups.items()}
 
     def groups_of(self, channel: str) -> Collection[str]:
         """Return the groups ``channel`` is a member of (a live view: copy it to keep it)."""

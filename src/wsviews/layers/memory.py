@@ -54,6 +54,10 @@ class InMemoryChannelLayer(AttachableChannelLayer):
         """Return ``{group: {channel: when it joined}}``, as Channels' in-memory layer has it."""
         return self.local.groups
 
+    def group_sizes(self) -> dict[str, int]:
+        """Return ``{group: number of members}`` for every group that has one."""
+        return self.local.group_sizes()
+
     @property
     def _attached(self) -> dict[str, Deliver]:
         # The name this layer's attachments had before the local core; tests read it.

@@ -237,6 +237,10 @@ class RedisChannelLayer(AttachableChannelLayer):
         for group in self.local.detach(channel):
             self._unwant_group(group)
 
+    def group_sizes(self) -> dict[str, int]:
+        """Return ``{group: number of members in this process}`` for every group with a local member."""
+        return self.local.group_sizes()
+
     # Groups extension
 
     async def group_add(self, group: str, channel: str) -> None:
