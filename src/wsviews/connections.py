@@ -73,8 +73,8 @@ class Connection:
 
     def queued(self) -> int:
         """Return how many layer messages wait in this socket's mailbox."""
-        pending = getattr(self.mailbox, "_pending", None)
-        return len(pending) if pending else 0
+        mailbox = self.mailbox
+        return mailbox.queued.messages if mailbox is not None else 0
 
     def __repr__(self) -> str:
         return (f"<Connection {self.kind} {self.route!r} user={self.user_id} "

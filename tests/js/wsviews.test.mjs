@@ -14,7 +14,7 @@ import { FakeWebSocket, latest, reset, sockets } from "./fake_websocket.mjs";
 /** @type {any} */ (globalThis).location = { href: "http://example.test/chat/lobby/" };
 
 const wsviews = await import("../../src/wsviews/static/wsviews/wsviews.js");
-const { DEFAULTS, NO_RETRY_CODES, WSViewsSocket, connect, shouldReconnect, websocketURL } = wsviews;
+const { DEFAULTS, NO_RETRY_CODES, SLOW_CODE, WSViewsSocket, connect, shouldReconnect, websocketURL } = wsviews;
 
 /** No jitter: delays are exactly minDelay * factor ** n, capped at maxDelay. */
 const EXACT = { jitter: 0, minDelay: 100, maxDelay: 1000 };
@@ -116,7 +116,7 @@ describe("connecting", () => {
     const api = /** @type {any} */ (globalThis).WSViews;
     assert.ok(Object.isFrozen(api));
     assert.deepEqual(Object.keys(api).sort(), [
-      "DEFAULTS", "NO_RETRY_CODES", "WSViewsEvent", "WSViewsSocket", "connect", "shouldReconnect",
+      "DEFAULTS", "NO_RETRY_CODES", "SLOW_CODE", "WSViewsEvent", "WSViewsSocket", "connect", "shouldReconnect",
       "websocketURL",
     ]);
     assert.equal(api.connect, connect);
@@ -354,6 +354,16 @@ describe("close codes", () => {
   test("NO_RETRY_CODES are 1003, 1007, 1008 and 1009", () => {
     assert.deepEqual([...NO_RETRY_CODES], [1003, 1007, 1008, 1009]);
     assert.ok(Object.isFrozen(NO_RETRY_CODES));
+  });
+
+  test("a close with 4008 (slow) is retried", () => {
+    const socket = connect("/ws/", EXACT);
+    latest().serverOpen();
+    latest().serverClose(SLOW_CODE, "slow: fell behind its outbound limit");
+    assert.equal(shouldReconnect(4008), true);
+    assert.equal(socket.state, "reconnecting");
+    mock.timers.tick(60000);
+    assert.equal(sockets.length, 2);
   });
 
   for (const code of [1003, 1007, 1008, 1009, 4000, 4321, 4999]) {

@@ -17,7 +17,9 @@
 /**
  * Close codes after which the client does not reconnect: the server refused
  * what this client sends, so sending it again would be refused again.
- * 4000-4999 (the application's own codes) do not reconnect either.
+ * 4000-4999 (the application's own codes) do not reconnect either, except
+ * 4008 (SLOW_CODE): the server closed a client that fell behind, which may
+ * well keep up after reconnecting.
  * @type {ReadonlyArray<number>}
  */
 export const NO_RETRY_CODES = Object.freeze([
@@ -81,12 +83,16 @@ export const DEFAULTS = Object.freeze({
   shouldReconnect,
 });
 
+/** The code wsviews closes a socket with when it falls behind its outbound limit ("slow"). */
+export const SLOW_CODE = 4008;
+
 /**
- * Return false for close codes that mean "do not retry": NO_RETRY_CODES and 4000-4999.
+ * Return false for close codes that mean "do not retry": NO_RETRY_CODES and 4000-4999 but SLOW_CODE.
  * @param {number} code
  * @returns {boolean}
  */
 export function shouldReconnect(code) {
+  if (code === SLOW_CODE) return true;
   return !(NO_RETRY_CODES.includes(code) || (code >= 4000 && code <= 4999));
 }
 
@@ -363,5 +369,6 @@ export function connect(path, options) {
   WSViewsSocket,
   WSViewsEvent,
   NO_RETRY_CODES,
+  SLOW_CODE,
   DEFAULTS,
 });
