@@ -58,6 +58,39 @@ def test_the_live_page_shows_a_socket_count_change_when_clients_connect(
     assert "Traceback" not in example_server.log()
 
 
+def test_the_live_page_lists_hub_channels_with_their_subscribers(
+        example_server: Server, open_page, superuser, run) -> None:
+    """A hub client of the example's chat (token from the page's own token view) shows as a channel row."""
+    import json
+
+    from harness.clients import connect, recv
+
+    page = log_in(open_page, example_server, *superuser)
+    expect(page.locator("#wsviews-state")).to_have_text("live")
+    status, body = http(f"{example_server.http}/hub-chat/token/")
+    assert status == 200
+    token = json.loads(body)["token"]
+
+    async def subscribe() -> Any:
+        ws = await connect(f"{example_server.ws}/connection/websocket")
+        await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
+        assert "connect" in json.loads(await recv(ws))
+        await ws.send(json.dumps({"id": 2, "subscribe": {"channel": "chat:live-admin"}}))
+        replies = [json.loads(line) for line in (await recv(ws)).split("\n")]
+        assert any(r.get("id") == 2 and "subscribe" in r for r in replies), replies
+        return ws
+
+    ws = run(subscribe())
+    rows = page.locator("#wsviews-hub-channels")
+    try:
+        expect(rows).to_contain_text("chat:live-admin")
+        expect(rows.locator("tr", has_text="chat:live-admin")).to_contain_text("1")
+        expect(page.locator("#wsviews-routes")).to_contain_text("hub")
+    finally:
+        run(ws.close())
+    expect(rows).not_to_contain_text("chat:live-admin")
+
+
 def test_the_live_page_and_its_socket_are_for_staff_only(example_server: Server, run) -> None:
     status, body = http(f"{example_server.http}{LIVE}")
     assert status == 200 and b'id="id_username"' in body  # redirected to the admin's login page

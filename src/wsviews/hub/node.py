@@ -126,6 +126,10 @@ class Node:
 
     def added(self, connection: HubConnection) -> None:
         """Record a live connection; start the engine's sweeps with the first one."""
+        if not self.connections:
+            from .. import stats  # the admin's live page lists the hub channels of this process
+
+            stats.register_source("hub_channels", self.channel_counts)
         self.connections[connection.client_id] = connection
         if isinstance(self.engine, MemoryEngine) and (self._sweeper is None or self._sweeper.done()):
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
@@ -175,6 +179,14 @@ class Node:
         """Send a server-side command to every connection of ``user`` in every process."""
         await self.layer.group_send(user_group(user), {"type": CONTROL_MESSAGE_TYPE, "op": op,
                                                        **fields})
+
+    def channel_counts(self) -> dict[str, int]:
+        """Return the hub channels with subscribers in this process, and how many each."""
+        counts: dict[str, int] = {}
+        for connection in list(self.connections.values()):
+            for channel in connection.core.channels:
+                counts[channel] = counts.get(channel, 0) + 1
+        return counts
 
     def local_channels(self) -> Iterator[str]:
         """Yield the hub channels that have subscribers in this process."""
