@@ -75,7 +75,7 @@ def test_the_live_page_lists_hub_channels_with_their_subscribers(
         ws = await connect(f"{example_server.ws}/connection/websocket")
         await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
         assert "connect" in json.loads(await recv(ws))
-        await ws.send(json.dumps({"id": 2, "subscribe": {"channel": "chat:live-admin"}}))
+        await ws.send(json.dumps({"id": 2, "subscribe": {"channel": "room:live-admin"}}))
         replies = [json.loads(line) for line in (await recv(ws)).split("\n")]
         assert any(r.get("id") == 2 and "subscribe" in r for r in replies), replies
         return ws
@@ -83,12 +83,12 @@ def test_the_live_page_lists_hub_channels_with_their_subscribers(
     ws = run(subscribe())
     rows = page.locator("#wsviews-hub-channels")
     try:
-        expect(rows).to_contain_text("chat:live-admin")
-        expect(rows.locator("tr", has_text="chat:live-admin")).to_contain_text("1")
+        expect(rows).to_contain_text("room:live-admin")
+        expect(rows.locator("tr", has_text="room:live-admin")).to_contain_text("1")
         expect(page.locator("#wsviews-routes")).to_contain_text("hub")
     finally:
         run(ws.close())
-    expect(rows).not_to_contain_text("chat:live-admin")
+    expect(rows).not_to_contain_text("room:live-admin")
 
 
 def test_the_live_page_and_its_socket_are_for_staff_only(example_server: Server, run) -> None:

@@ -1,7 +1,7 @@
 """The chat of /hub-chat/<room>/ on the realtime hub: its pages, its token and its hooks.
 
 The page talks to the hub with centrifuge-js. Each room is the hub channel
-``chat:<room>`` (history, recovery, presence: see ``WSVIEWS_HUB`` in
+``room:<room>`` (history, recovery, presence: see ``WSVIEWS_HUB`` in
 ``mysite/settings.py``) plus ``typing:<room>`` for the typing indicator.
 
 Who is who comes from Django: the page's view signs a connection token for
@@ -62,13 +62,13 @@ def announce(request, room):
     text = request.POST.get('text', '').strip()[:MAX_TEXT]
     if not text:
         return HttpResponseBadRequest('An announcement needs some text.')
-    hub.publish(f'chat:{room}', {'text': text, 'announcement': True})
+    hub.publish(f'room:{room}', {'text': text, 'announcement': True})
     if request.headers.get('X-Requested-With') == 'fetch':
         return HttpResponse(status=204)
     return redirect('hub_chat_room', room=room)
 
 
-@hub.allow_publish('chat')
+@hub.allow_publish('room')
 def chat_message(user, channel, data):
     """Accept ``{"text": ...}`` with 1 to MAX_TEXT characters; store it stripped, nothing else."""
     text = data.get('text') if isinstance(data, dict) else None
@@ -86,4 +86,4 @@ def typing_signal(user, channel, data):
 @hub.rpc('rooms')
 async def room_counts(user, data):
     """Answer ``{room: clients in it}`` for ROOMS: the page shows the counts by its links."""
-    return {room: (await hub.apresence_stats(f'chat:{room}'))['num_clients'] for room in ROOMS}
+    return {room: (await hub.apresence_stats(f'room:{room}'))['num_clients'] for room in ROOMS}

@@ -100,7 +100,7 @@ STATICFILES_DIRS = [
 
 # wsviews: the realtime hub (mounted in mysite/urls.py), configured with Centrifugo's
 # option names. The /hub-chat/<room>/ page connects with a token its view signs with
-# this key; "chat" channels keep the last 100 messages for 5 minutes (recovery after a
+# this key; "room" channels keep the last 100 messages for 5 minutes (recovery after a
 # reconnect, history on join), with presence and join/leave; "typing" channels carry
 # the typing indicator and keep nothing.
 _hub_everyone = {
@@ -114,7 +114,7 @@ WSVIEWS_HUB = {
     'channel': {
         'namespaces': [
             {
-                'name': 'chat', **_hub_everyone,
+                'name': 'room', **_hub_everyone,
                 'history_size': 100, 'history_ttl': '300s', 'force_recovery': True,
                 'presence': True, 'join_leave': True, 'force_push_join_leave': True,
                 'allow_presence_for_subscriber': True, 'allow_presence_for_anonymous': True,

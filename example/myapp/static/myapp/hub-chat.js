@@ -1,5 +1,5 @@
 // The /hub-chat/<room>/ page: centrifuge-js (loaded before this module as the global
-// Centrifuge) against the wsviews hub. Messages are publications into chat:<room>, shown in
+// Centrifuge) against the wsviews hub. Messages are publications into room:<room>, shown in
 // offset order, each once, whether they come live, from history on join, or from recovery.
 
 const main = document.querySelector("main");
@@ -20,7 +20,7 @@ const centrifuge = new Centrifuge(endpoint, {
   },
   maxReconnectDelay: 5000,
 });
-const chat = centrifuge.newSubscription(`chat:${room}`, { joinLeave: true, recoverable: true });
+const chat = centrifuge.newSubscription(`room:${room}`, { joinLeave: true, recoverable: true });
 const typing = centrifuge.newSubscription(`typing:${room}`);
 window.hubChat = { centrifuge, chat, typing, refreshRooms }; // for the browser console and tests
 
