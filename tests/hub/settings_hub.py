@@ -51,7 +51,9 @@ _BENCH = {
     ]},
     "http_api": {"key": API_KEY},
 }
-HUBS = {"default": _BASE, "bench": _BENCH}
+# Presence refreshed every second: a killed process's entries vanish from Redis within 8 s.
+_FAST_PRESENCE = {**_BASE, "client": {**_BASE["client"], "presence_update_interval": "1s"}}
+HUBS = {"default": _BASE, "bench": _BENCH, "fast_presence": _FAST_PRESENCE}
 WSVIEWS_HUB = HUBS[os.environ.get("WSVIEWS_TEST_HUB", "default")]
 ROOT_URLCONF = "hub.urls_hub"
 

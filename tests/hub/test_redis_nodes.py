@@ -225,3 +225,37 @@ async def test_disconnect_user_closes_a_token_users_hub_clients_in_both_processe
         assert {(ws.close_code, ws.close_reason) for ws in (on_a, on_b)} == {(3503, "access revoked")}
         await bystander.send(json.dumps({"id": 2, "presence_stats": {"channel": "chat:x"}}))
         assert "id" in await reply(bystander, 2)
+
+
+async def test_a_killed_processs_presence_vanishes_within_the_presence_ttl(
+        tmp_path_factory: pytest.TempPathFactory, node_b: Server) -> None:
+    """SIGKILL leaves no leave push and no cleanup: the entries expire after 2 refreshes + 6 s (8 s here)."""
+    import signal
+    import time
+
+    from wsviews.hub.node import presence_ttl
+
+    fast = config.parse(HUBS["fast_presence"])
+    assert presence_ttl(fast) == 8.0 and presence_ttl(HUB_CONFIG) == 60.0
+    doomed = start_uvicorn("hub.settings_hub", tmp_path_factory.mktemp("hub-doomed") / "server.log",
+                           env={"WSVIEWS_TEST_HUB_REDIS": REDIS, "WSVIEWS_TEST_HUB_PREFIX": PREFIX,
+                                "WSVIEWS_TEST_HUB": "fast_presence"})
+    with doomed:
+        ws = await connect(doomed.ws + "/connection/websocket")
+        try:
+            await ws.send('{"id":1,"connect":{}}')
+            await reply(ws, 1)
+            await ws.send('{"id":2,"subscribe":{"channel":"chat:killed"}}')
+            assert "subscribe" in await reply(ws, 2)
+            stats = await api(node_b, "presence_stats", {"channel": "chat:killed"})
+            assert stats["result"]["num_clients"] == 1
+            doomed.proc.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            while (await api(node_b, "presence_stats", {"channel": "chat:killed"}))["result"]["num_clients"]:
+                assert time.monotonic() - killed < 8.0 + 2.0, "presence outlived the documented TTL"
+                await asyncio.sleep(0.25)
+            gone = time.monotonic() - killed
+        finally:
+            assert ws.transport is not None
+            ws.transport.abort()
+    assert gone > 2.0  # it expired; nothing removed it at once (the process could not)

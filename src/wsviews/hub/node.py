@@ -81,6 +81,16 @@ def _default_layer() -> Any:
     return layer
 
 
+def presence_ttl(config: hub_config.HubConfig) -> float:
+    """Seconds a presence entry lives in Redis unless refreshed: two refresh intervals and 6 s.
+
+    Connections refresh their entries every ``client.presence_update_interval``
+    (27 s by default, so 60 s, Centrifugo's default presence TTL); the entries
+    of a process that died without leaving vanish within this time.
+    """
+    return 2 * config.client.presence_update_interval + 6
+
+
 class Node:
     """The hub of this process (see the module docstring); :func:`get_node` returns it."""
 
@@ -94,7 +104,8 @@ class Node:
                 from .engine_redis import RedisEngine
 
                 engine = RedisEngine(self.layer, prefix=self.layer.prefix,
-                                     history_meta_ttl=config.channel.history_meta_ttl)
+                                     history_meta_ttl=config.channel.history_meta_ttl,
+                                     presence_ttl=presence_ttl(config))
             else:
                 engine = MemoryEngine(self._deliver_local,
                                       history_meta_ttl=config.channel.history_meta_ttl)
