@@ -26,7 +26,10 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server of our own that a test may kill, freeze and restart on the same port."""
+    """A redis-server of our own that a test may kill, freeze and restart on the same port.
+
+    ``extra`` options come last, so they override the defaults (no persistence).
+    """
 
     def __init__(self, directory: Path, port: int | None = None, extra: list[str] | None = None):
         self.directory = directory
@@ -42,8 +45,8 @@ class RedisServer:
     def start(self) -> float:
         """Start the server; return the monotonic time it answered PING."""
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, *self.extra, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
