@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
 import time
@@ -57,21 +58,35 @@ def post(url: str, body: Any, headers: dict[str, str] | None = None) -> None:
         response.read()
 
 
-async def count(ws: Any, want: int, marker: str) -> None:
+SENT_AT = re.compile(r'"t":([0-9.]+)')
+
+
+async def count(ws: Any, want: int, marker: str, latencies: list[float]) -> None:
+    """Read ``want`` deliveries from ``ws``; add each one's publish-to-delivery time to ``latencies``."""
     got = 0
     while got < want:
         frame = await ws.recv()
+        now = time.time()
         got += frame.count(marker)
+        latencies.extend(now - float(sent) for sent in SENT_AT.findall(frame))
 
 
-async def run_case(sockets: list[Any], marker: str, publish: Any, messages: int) -> float:
-    waiters = [asyncio.ensure_future(count(ws, messages, marker)) for ws in sockets]
+async def run_case(sockets: list[Any], marker: str, publish: Any, messages: int
+                   ) -> tuple[float, list[float]]:
+    """Return deliveries per second and every delivery's latency in seconds."""
+    latencies: list[float] = []
+    waiters = [asyncio.ensure_future(count(ws, messages, marker, latencies)) for ws in sockets]
     await asyncio.sleep(0)
     start = time.perf_counter()
     for n in range(messages):
         await asyncio.to_thread(publish, n)
     await asyncio.wait_for(asyncio.gather(*waiters), 120)
-    return len(sockets) * messages / (time.perf_counter() - start)
+    return len(sockets) * messages / (time.perf_counter() - start), latencies
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def hub_sockets(server: Server, channel: str, n: int) -> list[Any]:
@@ -81,7 +96,7 @@ async def hub_sockets(server: Server, channel: str, n: int) -> list[Any]:
     for ws in sockets:
         seen = ""
         while '"id":2' not in seen:
-            seen += await ws.recv()
+            seen += str(await ws.recv())
     return sockets
 
 
@@ -107,16 +122,22 @@ async def main(args: argparse.Namespace) -> None:
         hist = await hub_sockets(server, "hist:bench", n)
         api = {"X-API-Key": API_KEY}
         cases = {
-            "group": (group, '"n"', lambda i: post(f"{server.http}/announce/benchgroup/", {"n": i})),
+            "group": (group, '"n"', lambda i: post(f"{server.http}/announce/benchgroup/",
+                                                   {"n": i, "t": time.time()})),
             "hub, history off": (plain, '"pub"', lambda i: post(
-                f"{server.http}/api/publish", {"channel": "news:bench", "data": {"n": i}}, api)),
+                f"{server.http}/api/publish", {"channel": "news:bench", "data": {"n": i, "t": time.time()}},
+                api)),
             "hub, history on": (hist, '"pub"', lambda i: post(
-                f"{server.http}/api/publish", {"channel": "hist:bench", "data": {"n": i}}, api)),
+                f"{server.http}/api/publish", {"channel": "hist:bench", "data": {"n": i, "t": time.time()}},
+                api)),
         }
         results: dict[str, list[float]] = {name: [] for name in cases}
+        latency: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.rounds):
             for name, (sockets, marker, publish) in cases.items():
-                results[name].append(await run_case(sockets, marker, publish, args.messages))
+                rate, seen = await run_case(sockets, marker, publish, args.messages)
+                results[name].append(rate)
+                latency[name].extend(seen)
         for sockets in (group, plain, hist):
             await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     if args.redis:
@@ -132,10 +153,11 @@ async def main(args: argparse.Namespace) -> None:
     per_plain, per_hub = (rss1 - rss0) / n, (rss2 - rss1) / n
     print(f"server memory per idle connection: plain group member {per_plain:.1f} KiB, "
           f"hub connection with one subscription {per_hub:.1f} KiB ({per_hub / per_plain:.2f}x)")
-    print(f"{'case':<20} {'deliveries/s':>14} {'vs group':>9}")
+    print(f"{'case':<20} {'deliveries/s':>14} {'vs group':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for name, values in results.items():
         value = statistics.median(values)
-        print(f"{name:<20} {value:>14,.0f} {value / base:>8.2f}x")
+        p50, p99 = (percentile(latency[name], q) * 1000 for q in (0.5, 0.99))
+        print(f"{name:<20} {value:>14,.0f} {value / base:>8.2f}x {p50:>8.1f} {p99:>8.1f}")
 
 
 if __name__ == "__main__":

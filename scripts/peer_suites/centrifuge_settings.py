@@ -10,6 +10,7 @@ environment variables) is used, written out below.
 
 import json
 import os
+from typing import Any
 
 from settings_views import *  # noqa: F403
 
@@ -32,7 +33,8 @@ PYTHON_SUITE = {
 _STREAMLESS = {"map", "map_clients", "shared_poll"}
 
 
-def _from_centrifugo(path):
+def _from_centrifugo(path: str) -> dict[str, Any]:
+    """Return WSVIEWS_HUB from a Centrifugo config.json: its client, http_api and stream channels."""
     with open(path) as f:
         raw = json.load(f)
     channel = dict(raw.get("channel", {}))
