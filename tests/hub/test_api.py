@@ -13,7 +13,7 @@ import pytest
 
 from harness import Server, http, start_uvicorn
 
-from .sdks import cent, centrifuge_python
+from .sdks import cent
 from .settings_hub import API_KEY
 from .test_shell import Recorder, disconnect, until
 
@@ -41,16 +41,6 @@ print(json.dumps(out))
 def hub_server(tmp_path_factory: pytest.TempPathFactory, _database: None) -> Iterator[Server]:
     with start_uvicorn("hub.settings_hub", tmp_path_factory.mktemp("hub-api") / "server.log") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def centrifuge(request: pytest.FixtureRequest) -> Any:
-    where = str(centrifuge_python(request.config))
-    if where not in sys.path:
-        sys.path.insert(0, where)
-    import centrifuge
-
-    return centrifuge
 
 
 async def test_cent_publishes_through_the_http_api(hub_server: Server, centrifuge: Any,

@@ -15,7 +15,6 @@ from websockets.asyncio.client import ClientConnection
 from harness import REDIS_SERVER, Server, connect, http, recv, start_uvicorn
 from wsviews.hub import config, tokens
 
-from .sdks import centrifuge_python
 from .settings_hub import API_KEY, HUBS
 from .test_shell import Recorder, disconnect, until
 
@@ -50,16 +49,6 @@ def _cleanup() -> Iterator[None]:
     for key in client.scan_iter(f"{PREFIX}*"):
         client.delete(key)
     client.close()
-
-
-@pytest.fixture(scope="module")
-def centrifuge(request: pytest.FixtureRequest) -> Any:
-    where = str(centrifuge_python(request.config))
-    if where not in sys.path:
-        sys.path.insert(0, where)
-    import centrifuge
-
-    return centrifuge
 
 
 async def api(server: Server, method: str, body: dict[str, Any]) -> Any:

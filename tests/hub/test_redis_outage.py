@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 import uuid
 from pathlib import Path
-
-import pytest
+from typing import Any
 
 from harness import Server, http, start_uvicorn
 from layers.redis_server import RedisServer
 
-from .sdks import centrifuge_python
 from .settings_hub import API_KEY
 from .test_shell import Recorder, disconnect, until
 
@@ -45,12 +42,7 @@ async def publish(server: Server, n: int) -> bool:
 
 
 async def test_a_redis_restart_under_load_loses_no_publication_for_a_recovering_subscriber(
-        tmp_path: Path, request: pytest.FixtureRequest, _database: None) -> None:
-    where = str(centrifuge_python(request.config))
-    if where not in sys.path:
-        sys.path.insert(0, where)
-    import centrifuge
-
+        tmp_path: Path, centrifuge: Any, _database: None) -> None:
     redis = RedisServer(tmp_path, extra=["--appendonly", "yes", "--appendfsync", "always"])
     redis.start()
     env = {"WSVIEWS_TEST_HUB_REDIS": redis.url, "WSVIEWS_TEST_HUB_PREFIX": f"outage-{uuid.uuid4().hex[:6]}"}

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from wsviews.hub import config, tokens
 from wsviews.hub.events import SubscriptionRefreshed
 
 from .driver import DriverServer
-from .sdks import centrifuge_python
 
 HUB = {
     "client": {"token": {"hmac_secret_key": "py-test-secret-py-test-secret-0123456789"}},
@@ -26,16 +22,6 @@ HUB = {
         ],
     },
 }
-
-
-@pytest.fixture(scope="module")
-def centrifuge(request: pytest.FixtureRequest) -> Any:
-    where = str(centrifuge_python(request.config))
-    if where not in sys.path:
-        sys.path.insert(0, where)
-    import centrifuge
-
-    return centrifuge
 
 
 async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:

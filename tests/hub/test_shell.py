@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from harness import Server, connect, handshake_status, http, recv, start_uvicorn
 from wsviews.hub import config, tokens
 
-from .sdks import centrifuge_js, centrifuge_python
+from .sdks import centrifuge_js
 from .settings_hub import API_KEY, HUBS
 
 HUB_CONFIG = config.parse(HUBS["default"])
@@ -29,16 +28,6 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory, _database: None) -> Ite
     """uvicorn serving the example project with the hub at Centrifugo's paths, layer in memory."""
     with start_uvicorn("hub.settings_hub", tmp_path_factory.mktemp("hub") / "server.log") as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def centrifuge(request: pytest.FixtureRequest) -> Any:
-    where = str(centrifuge_python(request.config))
-    if where not in sys.path:
-        sys.path.insert(0, where)
-    import centrifuge
-
-    return centrifuge
 
 
 def ws_url(server: Server) -> str:
