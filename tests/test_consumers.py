@@ -261,3 +261,22 @@ async def test_a_value_error_of_the_json_consumers_own_is_still_a_bug_with_its_t
     assert (await client.closed())["code"] == 1011
     (record,) = errors_of(caplog)
     assert record.exc_info is not None and "a bug of the consumer's own" in caplog.text
+
+
+def test_the_frames_a_consumer_class_takes_are_worked_out_once(monkeypatch):
+    """The signature of ``receive`` is inspected once per class, not per message."""
+    import inspect
+
+    from channels.generic.websocket import AsyncWebsocketConsumer
+
+    from wsviews import consumers
+
+    class Fresh(AsyncWebsocketConsumer):
+        async def receive(self, text_data):
+            pass
+
+    calls = []
+    real = inspect.signature
+    monkeypatch.setattr(inspect, "signature", lambda f: calls.append(f) or real(f))
+    assert [consumers.frames_taken(Fresh) for _ in range(3)] == [(True, False)] * 3
+    assert len(calls) == 1

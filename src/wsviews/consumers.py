@@ -59,7 +59,15 @@ def frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
     refuses a kind: ``receive(self, text_data)`` (the tutorial's) takes no
     binary frame; ``AsyncJsonWebsocketConsumer`` takes no binary frame unless
     ``receive`` is overridden. Anything else is assumed to take both.
+    Worked out once per class.
     """
+    taken = _frames_taken.get(consumer_class)
+    if taken is None:
+        taken = _frames_taken[consumer_class] = _inspect_frames_taken(consumer_class)
+    return taken
+
+
+def _inspect_frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
     if not issubclass(consumer_class, AsyncWebsocketConsumer):
         return True, True
     if consumer_class.websocket_receive is not AsyncWebsocketConsumer.websocket_receive:
