@@ -84,16 +84,6 @@ def _inspect_frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
     return "text_data" in parameters, "bytes_data" in parameters
 
 
-def refused_frame(consumer: AsyncConsumer, message: Message) -> tuple[int, str] | None:
-    """Return the close code and reason for a client frame the consumer cannot take, else None."""
-    text, binary = frames_taken(type(consumer))
-    if message.get("text") is not None:
-        return None if text else (1003, "expected a binary frame, got a text frame")
-    if message.get("bytes") is not None:
-        return None if binary else (1003, "expected a text frame, got a binary frame")
-    return None
-
-
 def is_invalid_json(consumer: AsyncConsumer, exc: Exception) -> bool:
     """Return whether ``exc`` is a JSON consumer's ``decode_json`` refusing the client's text."""
     if not isinstance(exc, ValueError) or not isinstance(consumer, AsyncJsonWebsocketConsumer):
@@ -145,7 +135,8 @@ class ConsumerRunner(Membership):
     reader task).
     """
 
-    __slots__ = ("consumer", "send", "stopped", "refused", "bucket", "task", "custom_dispatch")
+    __slots__ = ("consumer", "send", "stopped", "refused", "bucket", "text_ok", "binary_ok", "checked",
+                 "task", "custom_dispatch")
 
     def __init__(self, consumer: AsyncConsumer, send: Send) -> None:
         consumer.channel_layer = layer = get_channel_layer(consumer.channel_layer_alias)
@@ -155,6 +146,9 @@ class ConsumerRunner(Membership):
         self.stopped = False
         self.refused = False  # closed for a client's mistake: later client frames are dropped
         self.bucket = ratelimit.new_bucket()
+        self.text_ok, self.binary_ok = frames_taken(type(consumer))
+        # Whether a client frame needs any check before its handler (most consumers: one test).
+        self.checked = self.bucket is not None or not (self.text_ok and self.binary_ok)
         self.task: asyncio.Task[Any] | None = None
         self.custom_dispatch = type(consumer).dispatch is not AsyncConsumer.dispatch
 
@@ -169,7 +163,7 @@ class ConsumerRunner(Membership):
                 handler = getattr(self.consumer, handler_name(message), None)
                 if handler is None:
                     raise ValueError(f"No handler for message type {message['type']}")
-                if message["type"] == "websocket.receive":
+                if self.checked and message["type"] == "websocket.receive":
                     if self.refused:
                         return
                     bucket = self.bucket
@@ -177,9 +171,11 @@ class ConsumerRunner(Membership):
                         ratelimit.report(str(self.consumer.scope.get("path")), bucket)
                         await self._refuse(ratelimit.CLOSE_CODE, bucket.reason, logged=True)
                         return
-                    refusal = refused_frame(self.consumer, message)
-                    if refusal is not None:
-                        await self._refuse(*refusal)
+                    if not self.binary_ok and message.get("bytes") is not None:
+                        await self._refuse(1003, "expected a text frame, got a binary frame")
+                        return
+                    if not self.text_ok and message.get("text") is not None:
+                        await self._refuse(1003, "expected a binary frame, got a text frame")
                         return
                 if close_due():  # checked first: no coroutine on most messages
                     await close_old_connections()
@@ -207,7 +203,7 @@ class ConsumerRunner(Membership):
         if not logged:
             path = self.consumer.scope.get("path")
             _refused_frames.hit(asyncio.get_running_loop(), f"{path}: {code} {reason}")
-        self.refused = True
+        self.refused = self.checked = True
         await _close_quietly(self.send, code, reason)
 
     async def _crash(self) -> None:
