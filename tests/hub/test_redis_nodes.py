@@ -248,3 +248,17 @@ async def test_a_killed_processs_presence_vanishes_within_the_presence_ttl(
             assert ws.transport is not None
             ws.transport.abort()
     assert gone > 2.0  # it expired; nothing removed it at once (the process could not)
+
+
+async def test_a_clients_publishes_are_recorded_in_the_order_it_sent_them(node_a: Server) -> None:
+    """Thirty publishes in one frame, each its own request: history holds them in the client's order."""
+    async with connect(node_a.ws + "/connection/websocket") as ws:
+        await ws.send('{"id":1,"connect":{}}')
+        await reply(ws, 1)
+        await ws.send('{"id":2,"subscribe":{"channel":"chat:order"}}')
+        await reply(ws, 2)
+        await ws.send("\n".join(json.dumps({"id": 10 + n, "publish": {"channel": "chat:order", "data": {"n": n}}})
+                                for n in range(30)))
+        await reply(ws, 39)
+    history = await api(node_a, "history", {"channel": "chat:order", "limit": 100})
+    assert [p["data"]["n"] for p in history["result"]["publications"]] == list(range(30))

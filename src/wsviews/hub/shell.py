@@ -88,6 +88,8 @@ class HubConnection:
         # hub channel -> the lock that runs its set-ups and tear-downs one at a time, in the
         # order the core asked for them (asyncio.Lock wakes its waiters first come, first served)
         self._order: dict[str, asyncio.Lock] = {}
+        # A client's publishes are recorded in the order it sent them, however long their hooks take.
+        self._publishing = asyncio.Lock()
         self._loop = asyncio.get_running_loop()
         self._ended = asyncio.Event()
 
@@ -382,6 +384,10 @@ class HubConnection:
                            self.client_id, channel, exc)
 
     async def _publish(self, request: PublishRequest) -> ClientError | None:
+        async with self._publishing:  # tasks reach it in arrival order; the lock is first come, first served
+            return await self._publish_in_turn(request)
+
+    async def _publish_in_turn(self, request: PublishRequest) -> ClientError | None:
         options = self.node.config.channel.options(request.channel)
         namespace = options.namespace if options is not None else ""
         data = request.data
