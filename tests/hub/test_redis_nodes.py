@@ -257,8 +257,8 @@ async def test_a_clients_publishes_are_recorded_in_the_order_it_sent_them(node_a
         await reply(ws, 1)
         await ws.send('{"id":2,"subscribe":{"channel":"chat:order"}}')
         await reply(ws, 2)
-        await ws.send("\n".join(json.dumps({"id": 10 + n, "publish": {"channel": "chat:order", "data": {"n": n}}})
-                                for n in range(30)))
+        commands = [{"id": 10 + n, "publish": {"channel": "chat:order", "data": {"n": n}}} for n in range(30)]
+        await ws.send("\n".join(json.dumps(command) for command in commands))
         await reply(ws, 39)
     history = await api(node_a, "history", {"channel": "chat:order", "limit": 100})
     assert [p["data"]["n"] for p in history["result"]["publications"]] == list(range(30))
