@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from contextlib import AsyncExitStack
 
@@ -121,8 +122,10 @@ async def test_unserialisable_message_raises_type_error_in_the_caller():
 def test_str_and_bytes_pass_unchanged():
     assert broadcast_event("g", "text")["message"] == "text"
     assert broadcast_event("g", b"\x00\x01")["message"] == b"\x00\x01"
-    assert broadcast_event("g", {"a": 1}) == {"type": "wsviews.broadcast", "group": "g",
-                                              "message": {"a": 1}}
+    before = time.time()
+    event = broadcast_event("g", {"a": 1})
+    assert before <= event.pop("sent_at") <= time.time()
+    assert event == {"type": "wsviews.broadcast", "group": "g", "message": {"a": 1}}
 
 
 async def test_broadcast_reaches_its_group_across_two_redis_processes(redis_server, redis_server_b):

@@ -98,6 +98,11 @@ async def test_broadcasts_count_as_layer_publishes_and_deliveries(server):
         after = scrape(server)
     for name in ("wsviews_layer_publishes_total", "wsviews_layer_deliveries_total"):
         assert value(after, name) - value(before, name) >= 1, name
+    # broadcast() stamps its send time; the receiving process records the latency once.
+    latency = "wsviews_broadcast_latency_seconds"
+    assert value(after, f"{latency}_count") - value(before, f"{latency}_count") == 1
+    spent = value(after, f"{latency}_sum") - value(before, f"{latency}_sum")
+    assert 0 <= spent < 5
 
 
 def test_the_metrics_url_wants_the_token(server):

@@ -88,6 +88,13 @@ class _Queue:
         self.waiters: deque[asyncio.Future[Message]] = deque()
 
 
+def _record_latency(sent_at: Any) -> None:
+    from .. import counters  # imported late: counters depends on Django-side modules
+
+    if isinstance(sent_at, (int, float)):
+        counters.broadcast_latency(max(0.0, time.time() - sent_at))
+
+
 class LocalChannels:
     """Attached channels, queued channels and group membership of this process.
 
@@ -191,6 +198,9 @@ class LocalChannels:
         members = self.groups.get(group)
         if not members:
             return _NOBODY
+        sent_at = message.get("sent_at")
+        if sent_at is not None:  # a wsviews broadcast: its latency up to this process's fan-out
+            _record_latency(sent_at)
         # A snapshot: a deliver() may detach a channel, which edits the group.
         snapshot = tuple(members)
         get = self.attached.get
