@@ -124,7 +124,7 @@ def test_str_and_bytes_pass_unchanged():
     assert broadcast_event("g", b"\x00\x01")["message"] == b"\x00\x01"
     before = time.time()
     event = broadcast_event("g", {"a": 1})
-    assert before <= event.pop("sent_at") <= time.time()
+    assert before <= event.pop("wsviews_sent_at") <= time.time()
     assert event == {"type": "wsviews.broadcast", "group": "g", "message": {"a": 1}}
 
 

@@ -20,13 +20,13 @@ def broadcast_event(group: str, message: Any) -> dict[str, Any]:
 
     ``message`` is str, bytes, or anything JSON can encode. Channels
     consumers in the group receive the event in a ``wsviews_broadcast(self,
-    event)`` method, with the message at ``event["message"]``. ``sent_at``
+    event)`` method, with the message at ``event["message"]``. ``wsviews_sent_at``
     (``time.time()`` here) lets each receiving process record the broadcast's
     delivery latency (``wsviews_broadcast_latency_seconds``).
     """
     if not isinstance(message, (str, bytes)):
         encoding.dumps(message)  # fail here, in the caller, not in a delivery task
-    return {"type": BROADCAST_TYPE, "group": group, "message": message, "sent_at": time.time()}
+    return {"type": BROADCAST_TYPE, "group": group, "message": message, "wsviews_sent_at": time.time()}
 
 
 async def abroadcast(group: str, message: Any) -> None:

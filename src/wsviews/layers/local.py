@@ -198,7 +198,7 @@ class LocalChannels:
         members = self.groups.get(group)
         if not members:
             return _NOBODY
-        sent_at = message.get("sent_at")
+        sent_at = message.get("wsviews_sent_at")
         if sent_at is not None:  # a wsviews broadcast: its latency up to this process's fan-out
             _record_latency(sent_at)
         # A snapshot: a deliver() may detach a channel, which edits the group.
