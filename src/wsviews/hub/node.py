@@ -201,12 +201,7 @@ class Node:
 
     def local_channels(self) -> Iterator[str]:
         """Yield the hub channels that have subscribers in this process."""
-        seen: set[str] = set()
-        for connection in list(self.connections.values()):
-            for channel in connection.core.channels:
-                if channel not in seen:
-                    seen.add(channel)
-                    yield channel
+        yield from self.channel_counts()
 
     async def close(self) -> None:
         """Stop the sweeps and release the engine."""
