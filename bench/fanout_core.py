@@ -46,7 +46,10 @@ def measure(members: int, messages: int, rounds: int) -> dict[str, float]:
     django.setup()
     from channels.generic.websocket import AsyncWebsocketConsumer
 
+    from wsviews import consumers
     from wsviews.consumers import ConsumerRunner
+
+    lean_runner = getattr(consumers, "lean_runner", None)
 
     sent = 0
 
@@ -63,9 +66,12 @@ def measure(members: int, messages: int, rounds: int) -> dict[str, float]:
 
         async def open_one() -> Any:
             consumer = Member()
-            consumer.scope = {"type": "websocket", "path": "/ws/"}
-            consumer.base_send = send
-            runner = ConsumerRunner(consumer, send)
+            scope = {"type": "websocket", "path": "/ws/"}
+            if lean_runner is not None:  # as serve_consumer sets a consumer up
+                runner = lean_runner(consumer, scope, send, None)
+            else:  # older sources (--baseline)
+                consumer.scope, consumer.base_send = scope, send
+                runner = ConsumerRunner(consumer, send)
             await runner.join_layer()
             await consumer.channel_layer.group_add("room", consumer.channel_name)
             return runner

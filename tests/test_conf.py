@@ -47,6 +47,7 @@ def test_an_invalid_value_raises_naming_the_setting_and_the_fix():
     ("WSVIEWS_MAX_MESSAGE_SIZE", 0, "must be a positive int"),
     ("WSVIEWS_MAX_MESSAGE_SIZE", True, "must be a positive int"),
     ("WSVIEWS_DISCOVER_ROUTING", "no", "must be True or False"),
+    ("WSVIEWS_COMPRESSION", 1, "must be True or False"),
     ("WSVIEWS_REDIS_URL", "localhost:6379", "must be a redis://, rediss:// or unix:// URL"),
 ])
 def test_validators_name_what_is_wrong(key, value, expected):
@@ -61,6 +62,7 @@ def test_validators_name_what_is_wrong(key, value, expected):
     ("WSVIEWS_ALLOWED_ORIGINS", None),
     ("WSVIEWS_MAX_MESSAGE_SIZE", 1),
     ("WSVIEWS_DISCOVER_ROUTING", False),
+    ("WSVIEWS_COMPRESSION", True),
     ("WSVIEWS_REDIS_URL", "rediss://user:pw@cache:6380/2"),
 ])
 def test_valid_values_have_no_problems(key, value):

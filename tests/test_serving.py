@@ -30,6 +30,9 @@ def test_the_config_carries_every_serving_setting():
     assert config.ws is WebSocketProtocol and config.http is HttpToolsProtocol
     assert config.loop == "uvloop" and config.lifespan == "auto"  # a bare app: not wsviews'
     assert "uvloop + httptools (websockets-sansio): messages up to 2048 bytes" in describe(config)
+    assert config.ws_per_message_deflate is False  # WSVIEWS_COMPRESSION's default
+    with override_settings(WSVIEWS_COMPRESSION=True):
+        assert build_config(app).ws_per_message_deflate is True
 
 
 def test_the_stack_falls_back_to_asyncio_and_h11_where_the_fast_one_is_missing(monkeypatch):

@@ -34,8 +34,17 @@ async def own_close(socket):
         await socket.send(text)
 
 
+@websocket
+async def echo_frames(socket):
+    """Echo each message in its own kind: text as text, binary as binary."""
+    await socket.accept()
+    async for data in socket:
+        await socket.send(data)
+
+
 urlpatterns = [
     *views_urlpatterns,
+    path("ws/echo-frames/", echo_frames),
     path("ws/publish/<slug:group>/", publish),
     path("ws/own-close/", own_close),
     path("slow/", slow),

@@ -353,6 +353,15 @@ class WSViewsSettings:
         check_id="wsviews.E036",
         hint="e.g. WSVIEWS_BACKLOG = 2048 (the kernel caps it at net.core.somaxconn)",
     )
+    COMPRESSION: Setting[bool] = Setting(
+        False,
+        type="bool",
+        doc="Negotiate permessage-deflate (RFC 7692) with clients that offer it. Off: every socket "
+            "keeps no zlib state, and a broadcast is one frame written to all its sockets.",
+        validate=_boolean,
+        check_id="wsviews.E037",
+        hint="Set WSVIEWS_COMPRESSION = True or False.",
+    )
 
     # Backpressure: bounds on each socket's outbound backlog (docs/backpressure.md).
     MAX_QUEUE_BYTES: Setting[int] = Setting(

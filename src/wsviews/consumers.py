@@ -26,7 +26,7 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, NamedTuple
 
 from asgiref.sync import markcoroutinefunction
 from channels.consumer import AsyncConsumer
@@ -49,7 +49,39 @@ _refused_frames = BurstLog(
 )
 
 
-_frames_taken: dict[type[Any], tuple[bool, bool]] = {}
+class Shape(NamedTuple):
+    """What the lean loop needs to know of a consumer class, worked out once per class."""
+
+    #: Whether it takes text frames and binary frames (see :func:`frames_taken`).
+    text_ok: bool
+    binary_ok: bool
+    #: Channels' own ``websocket_receive``: a client frame can go straight to ``receive()``.
+    stock_receive: bool
+    #: Channels' own ``send`` (``AsyncWebsocketConsumer``'s over ``AsyncConsumer``'s): the
+    #: consumer can get :func:`direct_send`.
+    stock_send: bool
+
+
+_shapes: dict[type[Any], Shape] = {}
+
+
+def shape_of(consumer_class: type[Any]) -> Shape:
+    """Return the :class:`Shape` of ``consumer_class`` (cached)."""
+    shape = _shapes.get(consumer_class)
+    if shape is None:
+        websocket = issubclass(consumer_class, AsyncWebsocketConsumer)
+        shape = _shapes[consumer_class] = Shape(
+            *_inspect_frames_taken(consumer_class),
+            stock_receive=websocket
+            and consumer_class.websocket_receive is AsyncWebsocketConsumer.websocket_receive,
+            stock_send=websocket
+            and _definers(consumer_class, "send") == [AsyncWebsocketConsumer, AsyncConsumer],
+        )
+    return shape
+
+
+def _definers(cls: type[Any], name: str) -> list[type[Any]]:
+    return [klass for klass in cls.__mro__ if name in vars(klass)]
 
 
 def frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
@@ -61,10 +93,8 @@ def frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
     ``receive`` is overridden. Anything else is assumed to take both.
     Worked out once per class.
     """
-    taken = _frames_taken.get(consumer_class)
-    if taken is None:
-        taken = _frames_taken[consumer_class] = _inspect_frames_taken(consumer_class)
-    return taken
+    shape = shape_of(consumer_class)
+    return shape.text_ok, shape.binary_ok
 
 
 def _inspect_frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
@@ -82,6 +112,29 @@ def _inspect_frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return True, True
     return "text_data" in parameters, "bytes_data" in parameters
+
+
+def direct_send(consumer: AsyncWebsocketConsumer) -> None:
+    """Give ``consumer`` a ``send`` that hands its frame to ``base_send`` with no coroutine of its own.
+
+    For a class whose ``send`` is Channels' own (:attr:`Shape.stock_send`):
+    ``await self.send(text_data=...)`` builds the same ``websocket.send``
+    message and awaits ``base_send``'s awaitable directly, instead of through
+    two coroutines (``AsyncWebsocketConsumer.send`` and ``AsyncConsumer.send``).
+    Anything else (``close=``, neither argument) is the class's own ``send``.
+    """
+    stock = consumer.send
+
+    def send(text_data: str | None = None, bytes_data: bytes | None = None,
+             close: Any = False) -> Awaitable[None]:
+        if not close:
+            if text_data is not None:
+                return consumer.base_send({"type": "websocket.send", "text": text_data})  # type: ignore[no-any-return]
+            if bytes_data is not None:
+                return consumer.base_send({"type": "websocket.send", "bytes": bytes_data})  # type: ignore[no-any-return]
+        return stock(text_data, bytes_data, close)  # type: ignore[no-any-return]
+
+    consumer.send = markcoroutinefunction(send)
 
 
 def is_invalid_json(consumer: AsyncConsumer, exc: Exception) -> bool:
@@ -136,7 +189,7 @@ class ConsumerRunner(Membership):
     """
 
     __slots__ = ("consumer", "send", "stopped", "refused", "bucket", "text_ok", "binary_ok", "checked",
-                 "task", "custom_dispatch")
+                 "task", "custom_dispatch", "receive")
 
     def __init__(self, consumer: AsyncConsumer, send: Send) -> None:
         consumer.channel_layer = layer = get_channel_layer(consumer.channel_layer_alias)
@@ -146,11 +199,14 @@ class ConsumerRunner(Membership):
         self.stopped = False
         self.refused = False  # closed for a client's mistake: later client frames are dropped
         self.bucket = ratelimit.new_bucket()
-        self.text_ok, self.binary_ok = frames_taken(type(consumer))
+        shape = shape_of(type(consumer))
+        self.text_ok, self.binary_ok = shape.text_ok, shape.binary_ok
         # Whether a client frame needs any check before its handler (most consumers: one test).
         self.checked = self.bucket is not None or not (self.text_ok and self.binary_ok)
         self.task: asyncio.Task[Any] | None = None
         self.custom_dispatch = type(consumer).dispatch is not AsyncConsumer.dispatch
+        # Channels' own websocket_receive: a client frame goes straight to receive().
+        self.receive = consumer.receive if shape.stock_receive and not self.custom_dispatch else None
 
     async def handle(self, message: Message) -> None:
         """Run the handler for ``message``; on error, close the socket with 1011."""
@@ -159,27 +215,36 @@ class ConsumerRunner(Membership):
         try:
             if self.custom_dispatch:
                 await self.consumer.dispatch(message)
-            else:
-                handler = getattr(self.consumer, handler_name(message), None)
-                if handler is None:
-                    raise ValueError(f"No handler for message type {message['type']}")
-                if self.checked and message["type"] == "websocket.receive":
-                    if self.refused:
-                        return
-                    bucket = self.bucket
-                    if bucket is not None and not bucket.take():
-                        ratelimit.report(str(self.consumer.scope.get("path")), bucket)
-                        await self._refuse(ratelimit.CLOSE_CODE, bucket.reason, logged=True)
-                        return
-                    if not self.binary_ok and message.get("bytes") is not None:
-                        await self._refuse(1003, "expected a text frame, got a binary frame")
-                        return
-                    if not self.text_ok and message.get("text") is not None:
-                        await self._refuse(1003, "expected a binary frame, got a text frame")
-                        return
-                if close_due():  # checked first: no coroutine on most messages
-                    await close_old_connections()
-                await handler(message)
+                return
+            client = message["type"] == "websocket.receive"
+            if client and self.checked:
+                if self.refused:
+                    return
+                bucket = self.bucket
+                if bucket is not None and not bucket.take():
+                    ratelimit.report(str(self.consumer.scope.get("path")), bucket)
+                    await self._refuse(ratelimit.CLOSE_CODE, bucket.reason, logged=True)
+                    return
+                if not self.binary_ok and message.get("bytes") is not None:
+                    await self._refuse(1003, "expected a text frame, got a binary frame")
+                    return
+                if not self.text_ok and message.get("text") is not None:
+                    await self._refuse(1003, "expected a binary frame, got a text frame")
+                    return
+            if close_due():  # checked first: no coroutine on most messages
+                await close_old_connections()
+            receive = self.receive
+            if client and receive is not None:  # Channels' websocket_receive, without its coroutine
+                text = message.get("text")
+                if text is not None:
+                    await receive(text_data=text)
+                else:
+                    await receive(bytes_data=message["bytes"])
+                return
+            handler = getattr(self.consumer, handler_name(message), None)
+            if handler is None:
+                raise ValueError(f"No handler for message type {message['type']}")
+            await handler(message)
         except StopConsumer:
             self.stop()
         except OSError as exc:
@@ -275,9 +340,7 @@ async def serve_consumer(
         await consumer(scope, receive, counting_send(send, record))
         return
     db.serve_on_lean_loop()  # before the runner takes its context: its handlers see it too
-    consumer.scope = scope
-    consumer.base_send = counting_send(send, record)
-    runner = ConsumerRunner(consumer, send)
+    runner = lean_runner(consumer, scope, send, record)
     await runner.join_layer()
     if record is not None:
         record.mailbox = runner
@@ -302,6 +365,16 @@ async def serve_consumer(
         await runner.leave_layer()
         if close_due():
             await close_old_connections()
+
+
+def lean_runner(consumer: AsyncConsumer, scope: Scope, send: Send,
+                record: Connection | None) -> ConsumerRunner:
+    """Set ``consumer`` up for the lean loop (scope, ``base_send``, :func:`direct_send`); return a runner."""
+    consumer.scope = scope
+    consumer.base_send = counting_send(send, record)
+    if shape_of(type(consumer)).stock_send:
+        direct_send(consumer)
+    return ConsumerRunner(consumer, send)
 
 
 def counting_send(send: Send, record: Connection | None) -> Send:

@@ -27,8 +27,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.protocol import OPEN
 
 from .burstlog import BurstLog
+from .frames import data_frame
 from .serving import Limits, ServingConfig
 
 logger = logging.getLogger("wsviews.serving")
@@ -262,6 +264,28 @@ class WebSocketProtocol(_WriteTimeout, WebSocketsSansIOProtocol):
     def connection_made(self, transport: Any) -> None:
         wrapped = DeadlineTransport.wrap(transport, self.loop, self._limits.write_timeout)
         super().connection_made(cast(asyncio.Transport, wrapped))
+
+    async def send(self, message: Any) -> None:
+        """Send ``message``; a data frame on an open, plain socket is written as one prepared frame.
+
+        Plain: no extension negotiated (permessage-deflate compresses per
+        socket), no fragmented message under way, nothing of the protocol's
+        own waiting to be written first, and the transport not paused. The
+        frame comes from :func:`wsviews.frames.data_frame`, shared by every
+        socket a broadcast goes to. Anything else is uvicorn's ``send``.
+        """
+        if message["type"] == "websocket.send" and self.handshake_complete and not self.close_sent \
+                and not self.disconnected and self.initial_response is None and self.writable.is_set():
+            conn = self.conn
+            if conn.state is OPEN and not conn.extensions and not conn.expect_continuation_frame \
+                    and not conn.writes:
+                payload = message.get("bytes")
+                if payload is None:
+                    payload = message.get("text")
+                if payload is not None:
+                    self.transport.write(data_frame(payload))
+                    return
+        await super().send(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_write_timer()

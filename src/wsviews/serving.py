@@ -198,6 +198,7 @@ def build_config(
         ws_max_size=message_size_ceiling(),
         ws_ping_interval=interval or None,
         ws_ping_timeout=timeout or None,
+        ws_per_message_deflate=wsviews_settings.COMPRESSION,
         limit_concurrency=max_connections,
         backlog=wsviews_settings.BACKLOG,
         timeout_graceful_shutdown=int(serving_limits.drain_timeout) + 1,

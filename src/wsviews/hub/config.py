@@ -516,7 +516,8 @@ _HTTP_API_KEYS: dict[str, _Opt] = {
 _WEBSOCKET_KEYS: dict[str, _Opt] = {
     "disabled": _no(_MOUNT, _bool),
     "handler_prefix": _no(_MOUNT, _str),
-    "compression": _no("permessage-deflate is negotiated by the ASGI server", _bool),
+    "compression": _no("permessage-deflate is WSVIEWS_COMPRESSION (off by default), for all sockets",
+                       _bool),
     "compression_min_size": _no("permessage-deflate is negotiated by the ASGI server", _count),
     "compression_level": _no("permessage-deflate is negotiated by the ASGI server", _count),
     "read_buffer_size": _no("buffers belong to the ASGI server", _count),
