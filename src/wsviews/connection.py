@@ -7,7 +7,7 @@ import enum
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.http import QueryDict
@@ -198,8 +198,47 @@ class WebSocket:
 
         Raise ``WebSocketDisconnect`` once the connection is closed.
         """
-        self._require_connected()
+        if self.state is not WebSocketState.CONNECTED:
+            self._require_connected()
         message = await self._receive()
+        data = self._take(message)
+        if data is None:
+            data = await self._take_slowly(message)
+        return data
+
+    def _take(self, message: Message) -> str | bytes | None:
+        """Return the data of a client message that needs nothing more, counted; else None.
+
+        None: a disconnect, a message over the size limit, or one over the
+        rate limit, for :meth:`_take_slowly`.
+        """
+        if message["type"] != "websocket.receive":
+            return None
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes") or b""
+        limit = self.max_message_size
+        if limit is not None and len(data) > limit:
+            return None
+        bucket = self._bucket
+        if bucket is not None and not bucket.take():
+            return None
+        record = self.record
+        if record is not None:
+            record.received += 1
+            if record.count_bytes:
+                record.bytes_received += _size(data)
+        return data
+
+    def _count(self, data: str | bytes) -> None:
+        record = self.record
+        if record is not None:
+            record.received += 1
+            if record.count_bytes:
+                record.bytes_received += _size(data)
+
+    async def _take_slowly(self, message: Message) -> str | bytes:
+        """Handle what :meth:`_take` left: close for a limit, or end with the disconnect."""
         kind = message["type"]
         if kind == "websocket.receive":
             data = message.get("text")
@@ -210,16 +249,10 @@ class WebSocket:
                 reason = f"message of {len(data)} bytes is over the {limit} byte limit"
                 await self.close(1009, reason)
                 raise WebSocketDisconnect(1009, reason)
-            record = self.record
-            if record is not None:
-                record.received += 1
-                if record.count_bytes:
-                    record.bytes_received += _size(data)
-            bucket = self._bucket
-            if bucket is not None and not bucket.take():
-                ratelimit.report(self.path, bucket)
-                await self._refuse(ratelimit.CLOSE_CODE, bucket.reason)
-            return data
+            self._count(data)  # received, then refused: counted as before the limit
+            bucket = cast(ratelimit.TokenBucket, self._bucket)  # _take found it empty
+            ratelimit.report(self.path, bucket)
+            await self._refuse(ratelimit.CLOSE_CODE, bucket.reason)
         if kind == "websocket.disconnect":
             self.state = WebSocketState.DISCONNECTED
             raise WebSocketDisconnect(message.get("code", 1005), message.get("reason") or "")
@@ -263,11 +296,20 @@ class WebSocket:
         return self
 
     async def __anext__(self) -> str | bytes:
-        """Return the next message; stop iterating when the connection is closed."""
+        """Return the next message; stop iterating when the connection is closed.
+
+        :meth:`receive` written out, so that ``async for`` runs one coroutine per message, not two.
+        """
         try:
-            return await self.receive()
+            if self.state is not WebSocketState.CONNECTED:
+                self._require_connected()
+            message = await self._receive()
+            data = self._take(message)
+            if data is None:
+                data = await self._take_slowly(message)
         except WebSocketDisconnect:
             raise StopAsyncIteration from None
+        return data
 
     # Sending
 
@@ -276,7 +318,8 @@ class WebSocket:
 
         Raise ``WebSocketDisconnect`` (1006) if the client has already left.
         """
-        self._require_connected()
+        if self.state is not WebSocketState.CONNECTED:
+            self._require_connected()
         if isinstance(data, str):
             message: Message = {"type": "websocket.send", "text": data}
         elif isinstance(data, (bytes, bytearray, memoryview)):
