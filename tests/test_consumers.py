@@ -280,3 +280,69 @@ def test_the_frames_a_consumer_class_takes_are_worked_out_once(monkeypatch):
     monkeypatch.setattr(inspect, "signature", lambda f: calls.append(f) or real(f))
     assert [consumers.frames_taken(Fresh) for _ in range(3)] == [(True, False)] * 3
     assert len(calls) == 1
+
+
+def test_only_channels_own_send_and_websocket_receive_are_taken_as_stock():
+    from channels.consumer import AsyncConsumer
+    from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+
+    from wsviews.consumers import shape_of
+
+    class Plain(AsyncWebsocketConsumer):
+        pass
+
+    class OwnSend(AsyncWebsocketConsumer):
+        async def send(self, text_data=None, bytes_data=None, close=False):
+            await super().send(text_data=text_data.upper(), bytes_data=bytes_data, close=close)
+
+    class Logged(AsyncConsumer):
+        async def send(self, message):
+            await super().send(message)
+
+    class MixedIn(AsyncWebsocketConsumer, Logged):  # AsyncWebsocketConsumer.send's super() is Logged's
+        pass
+
+    class OwnReceive(AsyncWebsocketConsumer):
+        async def websocket_receive(self, message):
+            pass
+
+    shapes = {cls.__name__: shape_of(cls) for cls in (Plain, OwnSend, MixedIn, OwnReceive,
+                                                       AsyncJsonWebsocketConsumer, AsyncConsumer)}
+    assert {name: (s.stock_send, s.stock_receive) for name, s in shapes.items()} == {
+        "Plain": (True, True), "OwnSend": (False, True), "MixedIn": (False, True),
+        "OwnReceive": (True, False), "AsyncJsonWebsocketConsumer": (True, True),
+        "AsyncConsumer": (False, False),
+    }
+
+
+async def test_the_direct_send_sends_what_channels_send_does():
+    from channels.generic.websocket import AsyncWebsocketConsumer
+
+    from wsviews.consumers import direct_send
+
+    sent = []
+
+    async def base_send(message):
+        sent.append(message)
+
+    def made() -> AsyncWebsocketConsumer:
+        consumer = AsyncWebsocketConsumer()
+        consumer.base_send = base_send
+        return consumer
+
+    stock, direct = made(), made()
+    direct_send(direct)
+    assert asyncio.iscoroutinefunction(direct.send)
+    results = []
+    for consumer in (stock, direct):
+        sent.clear()
+        await consumer.send(text_data="t")
+        await consumer.send(bytes_data=b"b")
+        await consumer.send(text_data="bye", close=4000)
+        with pytest.raises(ValueError, match="You must pass one of bytes_data or text_data"):
+            await consumer.send()
+        results.append(list(sent))
+    assert results[0] == results[1] == [
+        {"type": "websocket.send", "text": "t"}, {"type": "websocket.send", "bytes": b"b"},
+        {"type": "websocket.send", "text": "bye"}, {"type": "websocket.close", "code": 4000},
+    ]

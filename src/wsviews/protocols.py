@@ -270,15 +270,16 @@ class WebSocketProtocol(_WriteTimeout, WebSocketsSansIOProtocol):
 
         Plain: no extension negotiated (permessage-deflate compresses per
         socket), no fragmented message under way, nothing of the protocol's
-        own waiting to be written first, and the transport not paused. The
-        frame comes from :func:`wsviews.frames.data_frame`, shared by every
-        socket a broadcast goes to. Anything else is uvicorn's ``send``.
+        own waiting to be written first, the transport not paused, and
+        websockets' debug log off (it logs each frame sent). The frame comes
+        from :func:`wsviews.frames.data_frame`, shared by every socket a
+        broadcast goes to. Anything else is uvicorn's ``send``.
         """
         if message["type"] == "websocket.send" and self.handshake_complete and not self.close_sent \
                 and not self.disconnected and self.initial_response is None and self.writable.is_set():
             conn = self.conn
             if conn.state is OPEN and not conn.extensions and not conn.expect_continuation_frame \
-                    and not conn.writes:
+                    and not conn.writes and not conn.debug:
                 payload = message.get("bytes")
                 if payload is None:
                     payload = message.get("text")
