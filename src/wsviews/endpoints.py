@@ -13,7 +13,7 @@ from .connection import WebSocket
 from .consumers import serve_consumer
 from .decorators import WebSocketOptions, websocket_options
 from .handshake import Refusal, decide, not_found, refuse
-from .routing import resolve_websocket
+from .routing import match_websocket
 from .types import Receive, Scope, Send
 
 
@@ -28,7 +28,7 @@ def serve_websocket(scope: Scope, receive: Receive, send: Send) -> Awaitable[Non
     if root and path.startswith(root):
         path = path[len(root):]
     set_urlconf(None)
-    match = resolve_websocket(path)
+    match = match_websocket(path)
     if match is None:
         refusal = not_found(path)
         counters.handshake(refusal)
@@ -42,7 +42,7 @@ def serve_websocket(scope: Scope, receive: Receive, send: Send) -> Awaitable[Non
             "kwargs": {**outer["kwargs"], **match.kwargs},
         }
     else:
-        scope["url_route"] = {"args": match.args, "kwargs": match.kwargs}
+        scope["url_route"] = {"args": match.args, "kwargs": dict(match.kwargs)}  # the match is shared
     func = match.func
     options = websocket_options(func)
     if options is not None:

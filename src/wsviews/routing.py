@@ -81,7 +81,41 @@ def resolve_websocket(path: str, urlconf: str | None = None) -> ResolverMatch | 
     return None
 
 
+#: The most handshake paths whose match is kept (then the cache starts over).
+MATCHES_MAX = 1024
+
+_matches: dict[str, ResolverMatch] = {}
+_matches_resolver: list[URLResolver | None] = [None]  # the ROOT_URLCONF resolver _matches came from
+
+
+def match_websocket(path: str) -> ResolverMatch | None:
+    """Return :func:`resolve_websocket` of ``path``, remembered per path for the next handshake.
+
+    A route in a ``routing.py`` module (the Channels tutorial's) is found
+    after ``ROOT_URLCONF`` failed to match, which costs a full resolve and a
+    ``Resolver404`` per handshake; a chat's sockets mostly share a few paths.
+    Only matches are kept (a scan of unknown paths cannot fill the cache),
+    at most :data:`MATCHES_MAX` of them. They are forgotten when Django's own
+    resolver is rebuilt (``clear_url_caches()``, a new ``ROOT_URLCONF``) and
+    when the discovered routes change. The match is shared: read it, never
+    change it.
+    """
+    resolver = get_resolver()
+    if resolver is not _matches_resolver[0]:
+        _matches.clear()
+        _matches_resolver[0] = resolver
+    match = _matches.get(path)
+    if match is None:
+        match = resolve_websocket(path)
+        if match is not None:
+            if len(_matches) >= MATCHES_MAX:
+                _matches.clear()
+            _matches[path] = match
+    return match
+
+
 def reset_on_setting_changed(setting: str, **kwargs: Any) -> None:
     """Forget the discovered routes when a setting they depend on changes (a ``setting_changed`` receiver)."""
     if setting in {"ROOT_URLCONF", "INSTALLED_APPS", "WSVIEWS_DISCOVER_ROUTING"}:
         routing_resolver.cache_clear()
+        _matches.clear()
