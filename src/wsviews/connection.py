@@ -210,7 +210,7 @@ class WebSocket:
         """Return the data of a client message that needs nothing more, counted; else None.
 
         None: a disconnect, a message over the size limit, or one over the
-        rate limit, for :meth:`_take_slowly`.
+        rate limit (counted, as received), for :meth:`_take_slowly`.
         """
         if message["type"] != "websocket.receive":
             return None
@@ -220,22 +220,15 @@ class WebSocket:
         limit = self.max_message_size
         if limit is not None and len(data) > limit:
             return None
+        record = self.record
+        if record is not None:
+            record.received += 1
+            if record.count_bytes:
+                record.bytes_received += _size(data)
         bucket = self._bucket
         if bucket is not None and not bucket.take():
-            return None
-        record = self.record
-        if record is not None:
-            record.received += 1
-            if record.count_bytes:
-                record.bytes_received += _size(data)
+            return None  # counted: received, then refused
         return data
-
-    def _count(self, data: str | bytes) -> None:
-        record = self.record
-        if record is not None:
-            record.received += 1
-            if record.count_bytes:
-                record.bytes_received += _size(data)
 
     async def _take_slowly(self, message: Message) -> str | bytes:
         """Handle what :meth:`_take` left: close for a limit, or end with the disconnect."""
@@ -249,8 +242,7 @@ class WebSocket:
                 reason = f"message of {len(data)} bytes is over the {limit} byte limit"
                 await self.close(1009, reason)
                 raise WebSocketDisconnect(1009, reason)
-            self._count(data)  # received, then refused: counted as before the limit
-            bucket = cast(ratelimit.TokenBucket, self._bucket)  # _take found it empty
+            bucket = cast(ratelimit.TokenBucket, self._bucket)  # _take counted it and found this empty
             ratelimit.report(self.path, bucket)
             await self._refuse(ratelimit.CLOSE_CODE, bucket.reason)
         if kind == "websocket.disconnect":
