@@ -85,7 +85,7 @@ def resolve_websocket(path: str, urlconf: str | None = None) -> ResolverMatch | 
 MATCHES_MAX = 1024
 
 _matches: dict[str, ResolverMatch] = {}
-_matches_resolver: list[URLResolver | None] = [None]  # the ROOT_URLCONF resolver _matches came from
+_matches_resolver: URLResolver | None = None  # the ROOT_URLCONF resolver _matches came from
 
 
 def match_websocket(path: str) -> ResolverMatch | None:
@@ -100,10 +100,11 @@ def match_websocket(path: str) -> ResolverMatch | None:
     when the discovered routes change. The match is shared: read it, never
     change it.
     """
+    global _matches_resolver
     resolver = get_resolver()
-    if resolver is not _matches_resolver[0]:
+    if resolver is not _matches_resolver:
         _matches.clear()
-        _matches_resolver[0] = resolver
+        _matches_resolver = resolver
     match = _matches.get(path)
     if match is None:
         match = resolve_websocket(path)
