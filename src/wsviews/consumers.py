@@ -52,7 +52,7 @@ _refused_frames = BurstLog(
 class Shape(NamedTuple):
     """What the lean loop needs to know of a consumer class, worked out once per class."""
 
-    #: Whether it takes text frames and binary frames (see :func:`frames_taken`).
+    #: Whether it takes text frames and binary frames (see :func:`_inspect_frames_taken`).
     text_ok: bool
     binary_ok: bool
     #: Channels' own ``websocket_receive``: a client frame can go straight to ``receive()``.
@@ -84,20 +84,14 @@ def _definers(cls: type[Any], name: str) -> list[type[Any]]:
     return [klass for klass in cls.__mro__ if name in vars(klass)]
 
 
-def frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
+def _inspect_frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
     """Return whether ``consumer_class`` takes (text frames, binary frames).
 
     Only a websocket consumer whose ``receive`` says so by its signature
     refuses a kind: ``receive(self, text_data)`` (the tutorial's) takes no
     binary frame; ``AsyncJsonWebsocketConsumer`` takes no binary frame unless
     ``receive`` is overridden. Anything else is assumed to take both.
-    Worked out once per class.
     """
-    shape = shape_of(consumer_class)
-    return shape.text_ok, shape.binary_ok
-
-
-def _inspect_frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
     if not issubclass(consumer_class, AsyncWebsocketConsumer):
         return True, True
     if consumer_class.websocket_receive is not AsyncWebsocketConsumer.websocket_receive:
