@@ -9,13 +9,19 @@ encoded once and spliced into every subscriber's frame as it is.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["ClientInfo", "HistoryResult", "PresenceStats", "Publication", "StreamPosition"]
 
 
-@dataclass(frozen=True, slots=True)
-class ClientInfo:
+# ClientInfo, StreamPosition and Publication are built on every publish and
+# every delivery, so they are named tuples: as immutable as a frozen dataclass,
+# and built in under half its time (a frozen dataclass sets each field through
+# object.__setattr__). The values read less often are frozen dataclasses.
+
+
+class ClientInfo(NamedTuple):
     """Who a connection is: in join/leave pushes, presence, and client publications."""
 
     user: str
@@ -24,8 +30,7 @@ class ClientInfo:
     chan_info: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StreamPosition:
+class StreamPosition(NamedTuple):
     """A place in a channel's history stream: the offset of its last publication, and its epoch.
 
     The epoch names one incarnation of the stream; when the stream is lost
@@ -37,8 +42,7 @@ class StreamPosition:
     epoch: str
 
 
-@dataclass(frozen=True, slots=True)
-class Publication:
+class Publication(NamedTuple):
     """One message published into a channel.
 
     ``offset`` is 1-based in the channel's stream when the namespace keeps
@@ -49,7 +53,7 @@ class Publication:
     data: bytes
     offset: int = 0
     info: ClientInfo | None = None
-    tags: Mapping[str, str] | None = field(default=None, hash=False)
+    tags: Mapping[str, str] | None = None
     time: int = 0
     epoch: str = ""
 
