@@ -11,6 +11,10 @@ Run from the repository root::
 Each target is served as in ``bench/echo.py`` (same uvicorn options, same
 client; ``--python`` picks the servers' interpreter). Four tools:
 
+wsviews' targets are served by ``manage.py serve`` (its protocol classes, as
+``bench/run`` serves them) unless ``--ws`` picks another implementation; the
+others by ``uvicorn.Config`` with that implementation.
+
 ``cprofile`` (default)
     The server runs under ``cProfile``, switched on by SIGUSR1 once the
     sockets are open and warmed up, and off by SIGUSR2 before they close, so
@@ -58,6 +62,7 @@ from bench import echo  # noqa: E402 - puts tests/ (the harness) on sys.path too
 from harness import WS, close_sockets, raise_nofile  # noqa: E402
 
 TARGETS = {t.key: t for t in echo.TARGETS}
+WSVIEWS_APP = "wsviews.asgi:application"
 
 
 # The profiled server (child process)
@@ -94,6 +99,14 @@ def serve(app: str, port: int, stats: str, memory: bool, ws: str) -> None:
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
+    if app == WSVIEWS_APP and ws == WS:
+        # As bench/run serves it: wsviews' entry point, with its own protocol classes.
+        import django
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("serve", f"127.0.0.1:{port}", "--no-access-log", verbosity=0)
+        return
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, ws=ws, log_level="warning", access_log=False, workers=1
     )
@@ -353,7 +366,12 @@ class CallgrindServer(echo.Server):
 
     def command(self) -> list[str]:
         self.dump = self.workdir / f"{self.target.key}-{self.port}.cg"
-        return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.dump}", *super().command()]
+        if self.target.app == WSVIEWS_APP and self.ws == WS:  # as bench/run serves it
+            served = [self.python, "-m", "django", "serve", f"127.0.0.1:{self.port}", "--no-access-log",
+                      "-v", "0"]
+        else:
+            served = super().command()
+        return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={self.dump}", *served]
 
     def control(self, option: str) -> None:
         subprocess.run(["callgrind_control", option, str(self.proc.pid)], check=True, capture_output=True,

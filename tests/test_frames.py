@@ -4,6 +4,8 @@ Unit tests of :func:`wsviews.frames.data_frame` against websockets' own
 serialization, then real ``manage.py serve`` servers: the prepared path (no
 extension negotiated) and uvicorn's own path (permessage-deflate with
 ``WSVIEWS_COMPRESSION = True``) deliver the same messages, byte for byte.
+:func:`wsviews.frames.data_writer` hands out the protocol's writer only for
+its own, unwrapped ``send``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,28 @@ def test_a_payload_over_the_cache_limit_is_not_kept():
     big = "y" * (frames.CACHE_MAX + 1)
     assert data_frame(big) is not data_frame(big)
     assert frames._last[0] is not big
+
+
+class _Protocol:
+    def write_data(self, payload: str | bytes) -> bool:
+        return True
+
+    async def send(self, message: dict) -> None:
+        pass
+
+
+def test_a_writer_is_found_only_behind_the_protocols_own_send():
+    protocol = _Protocol()
+    scope = {"extensions": {frames.WRITER_EXTENSION: protocol.write_data}}
+    assert frames.data_writer(scope, protocol.send) == protocol.write_data
+
+    async def wrapped(message: dict) -> None:  # a middleware's send: it must see every frame
+        await protocol.send(message)
+
+    assert frames.data_writer(scope, wrapped) is None
+    assert frames.data_writer(scope, _Protocol().send) is None  # another socket's protocol
+    assert frames.data_writer({"extensions": None}, protocol.send) is None
+    assert frames.data_writer({}, protocol.send) is None
 
 
 @pytest.fixture(scope="module", params=["plain", "deflate"])

@@ -12,6 +12,7 @@ from django.test import RequestFactory, override_settings
 
 from harness import Server, start_uvicorn
 from harness.clients import close_sockets, connect, handshake_status, http, open_sockets, recv
+from serving_support import start_serve
 from wsviews import metrics
 
 TOKEN = "metrics-token-for-the-tests-0123"
@@ -19,11 +20,17 @@ ROOM = 'kind="view",route="ws/room/<slug:room>/"'
 CONSUMER = 'kind="consumer",route="ws/consumer/<slug:group>/"'
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("metrics") / "server.log"
-    with start_uvicorn("settings_observe", log, env={"OBSERVE_METRICS_TOKEN": TOKEN,
-                                                      "OBSERVE_METRICS_BYTES": "1"}) as server:
+@pytest.fixture(scope="module", params=["uvicorn", "serve"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Plain uvicorn (every frame through the ASGI send) and ``manage.py serve`` (frames written at once)."""
+    log = tmp_path_factory.mktemp(f"metrics-{request.param}") / "server.log"
+    env = {"OBSERVE_METRICS_TOKEN": TOKEN, "OBSERVE_METRICS_BYTES": "1"}
+    if request.param == "uvicorn":
+        started = start_uvicorn("settings_observe", log, env=env)
+    else:
+        started = start_serve(log, {"ROOT_URLCONF": "urls_observe", "WSVIEWS_METRICS_TOKEN": TOKEN,
+                                    "WSVIEWS_METRICS_BYTES": True})
+    with started as server:
         yield server
 
 
@@ -49,6 +56,9 @@ async def test_a_scrape_agrees_with_the_sockets_messages_and_handshakes_of_the_t
     try:
         for ws in consumers:
             assert await recv(ws) == "joined"
+            for n in range(4):
+                await ws.send(f"c{n}")  # echoed as it is
+                assert await recv(ws) == f"c{n}"
         for ws in rooms:
             for n in range(5):
                 await ws.send(f"m{n}")  # 2 bytes, echoed as "lobby:m{n}" (8 bytes)
@@ -68,7 +78,10 @@ async def test_a_scrape_agrees_with_the_sockets_messages_and_handshakes_of_the_t
     assert grew("wsviews_messages_sent_total", ROOM) == 15
     assert grew("wsviews_received_bytes_total", ROOM) == 15 * 2
     assert grew("wsviews_sent_bytes_total", ROOM) == 15 * 8
-    assert grew("wsviews_messages_sent_total", CONSUMER) == 2  # "joined"
+    assert grew("wsviews_messages_received_total", CONSUMER) == 2 * 4
+    assert grew("wsviews_messages_sent_total", CONSUMER) == 2 * (1 + 4)  # "joined", then the echoes
+    assert grew("wsviews_received_bytes_total", CONSUMER) == 2 * 4 * 2
+    assert grew("wsviews_sent_bytes_total", CONSUMER) == 2 * (6 + 4 * 2)
     assert grew("wsviews_handshakes_total", 'outcome="admitted",reason="ok"') == 5
     assert grew("wsviews_handshakes_total", 'outcome="refused",reason="login_required"') == 1
     assert grew("wsviews_handshakes_total", 'outcome="refused",reason="not_found"') == 1

@@ -14,6 +14,7 @@ from django.http import QueryDict
 from django.utils.datastructures import CaseInsensitiveMapping
 
 from . import backpressure, encoding, ratelimit
+from .frames import data_writer
 from .handshake import INTERNAL_ERROR, refuse
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
@@ -68,7 +69,7 @@ class WebSocket:
     the view and owns the end of the connection: groups left, socket closed.
     """
 
-    __slots__ = ("scope", "_receive", "_send", "state", "max_message_size", "subprotocol",
+    __slots__ = ("scope", "_receive", "_send", "_write", "state", "max_message_size", "subprotocol",
                  "_inbox", "_task", "_failed", "_bucket", "record")
 
     def __init__(
@@ -83,6 +84,8 @@ class WebSocket:
         self.scope = scope
         self._receive = receive
         self._send = send
+        # The protocol's own frame writer when nothing wraps send (see wsviews.frames.data_writer).
+        self._write = data_writer(scope, send)
         self.state = WebSocketState.CONNECTING
         self.max_message_size = max_message_size
         self.subprotocol = subprotocol
@@ -312,17 +315,21 @@ class WebSocket:
         """
         if self.state is not WebSocketState.CONNECTED:
             self._require_connected()
-        if isinstance(data, str):
-            message: Message = {"type": "websocket.send", "text": data}
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            message = {"type": "websocket.send", "bytes": bytes(data)}
-        else:
-            raise TypeError(f"send() takes str or bytes, not {type(data).__name__}; use send_json()")
-        try:
-            await self._send(message)
-        except OSError:
-            self.state = WebSocketState.DISCONNECTED
-            raise WebSocketDisconnect(1006, "the client left") from None
+        kind = type(data)
+        write = self._write
+        if write is None or not (kind is str or kind is bytes) or not write(data):
+            # Through the ASGI send: wrapped, a mutable buffer, or nothing the protocol can write now.
+            if isinstance(data, str):
+                message: Message = {"type": "websocket.send", "text": data}
+            elif isinstance(data, (bytes, bytearray, memoryview)):
+                message = {"type": "websocket.send", "bytes": bytes(data)}
+            else:
+                raise TypeError(f"send() takes str or bytes, not {type(data).__name__}; use send_json()")
+            try:
+                await self._send(message)
+            except OSError:
+                self.state = WebSocketState.DISCONNECTED
+                raise WebSocketDisconnect(1006, "the client left") from None
         record = self.record
         if record is not None:
             record.sent += 1

@@ -39,6 +39,7 @@ from .burstlog import BurstLog
 from .connection import raised_by_send
 from .connections import SCOPE_KEY, Connection
 from .db import close_due, close_old_connections
+from .frames import DataWriter, data_writer
 from .membership import Membership
 from .types import Message, Receive, Scope, Send
 
@@ -108,27 +109,59 @@ def _inspect_frames_taken(consumer_class: type[Any]) -> tuple[bool, bool]:
     return "text_data" in parameters, "bytes_data" in parameters
 
 
-def direct_send(consumer: AsyncWebsocketConsumer) -> None:
-    """Give ``consumer`` a ``send`` that hands its frame to ``base_send`` with no coroutine of its own.
+def direct_send(consumer: AsyncWebsocketConsumer, write: DataWriter | None = None,
+                record: Connection | None = None) -> None:
+    """Give ``consumer`` a ``send`` that hands its frame on with no coroutine of its own.
 
     For a class whose ``send`` is Channels' own (:attr:`Shape.stock_send`):
     ``await self.send(text_data=...)`` builds the same ``websocket.send``
     message and awaits ``base_send``'s awaitable directly, instead of through
     two coroutines (``AsyncWebsocketConsumer.send`` and ``AsyncConsumer.send``).
-    Anything else (``close=``, neither argument) is the class's own ``send``.
+    With the protocol's ``write`` (:func:`wsviews.frames.data_writer`), a
+    ``str`` or ``bytes`` it can write at once is written and counted in
+    ``record`` without building the message, and the awaitable returned is
+    already done. Anything else (``close=``, neither argument) is the class's
+    own ``send``.
     """
     stock = consumer.send
+    done = _done() if write is not None else None
+    count_bytes = record is not None and record.count_bytes
 
     def send(text_data: str | None = None, bytes_data: bytes | None = None,
              close: Any = False) -> Awaitable[None]:
         if not close:
             if text_data is not None:
+                if write is not None and type(text_data) is str and write(text_data):
+                    if record is not None:
+                        record.sent += 1
+                        if count_bytes:
+                            record.bytes_sent += len(text_data.encode())
+                    return done  # type: ignore[return-value]
                 return consumer.base_send({"type": "websocket.send", "text": text_data})  # type: ignore[no-any-return]
             if bytes_data is not None:
+                if write is not None and type(bytes_data) is bytes and write(bytes_data):
+                    if record is not None:
+                        record.sent += 1
+                        if count_bytes:
+                            record.bytes_sent += len(bytes_data)
+                    return done  # type: ignore[return-value]
                 return consumer.base_send({"type": "websocket.send", "bytes": bytes_data})  # type: ignore[no-any-return]
         return stock(text_data, bytes_data, close)  # type: ignore[no-any-return]
 
     consumer.send = markcoroutinefunction(send)
+
+
+_DONE: asyncio.Future[None] | None = None
+
+
+def _done() -> asyncio.Future[None]:
+    """Return a future that is already done: awaiting it returns at once, in any loop."""
+    global _DONE
+    if _DONE is None:
+        future: asyncio.Future[None] = asyncio.Future(loop=asyncio.get_running_loop())
+        future.set_result(None)
+        _DONE = future
+    return _DONE
 
 
 def is_invalid_json(consumer: AsyncConsumer, exc: Exception) -> bool:
@@ -239,18 +272,23 @@ class ConsumerRunner(Membership):
             if handler is None:
                 raise ValueError(f"No handler for message type {message['type']}")
             await handler(message)
-        except StopConsumer:
-            self.stop()
-        except OSError as exc:
-            if raised_by_send(exc, self.send):
-                self.stop()  # a send raced the client's leaving: nothing to report
-            else:
-                await self._crash()
         except Exception as exc:
-            if is_invalid_json(self.consumer, exc):
-                await self._refuse(1007, f"invalid JSON: {exc}"[:120])
-            else:
-                await self._crash()
+            await self.failed(exc)
+
+    async def failed(self, exc: Exception) -> None:
+        """Deal with what a handler raised (called in the ``except`` that caught it).
+
+        ``StopConsumer`` ends the consumer; a send that raced the client's
+        leaving ends it quietly; invalid JSON from the client closes with
+        1007; anything else is a bug of the consumer: logged with its traceback,
+        closed with 1011.
+        """
+        if isinstance(exc, StopConsumer) or (isinstance(exc, OSError) and raised_by_send(exc, self.send)):
+            self.stop()
+        elif not isinstance(exc, OSError) and is_invalid_json(self.consumer, exc):
+            await self._refuse(1007, f"invalid JSON: {exc}"[:120])
+        else:
+            await self._crash()
 
     async def _refuse(self, code: int, reason: str, *, logged: bool = False) -> None:
         """Close the socket for a client's mistake: one INFO line (folded in bursts), no traceback.
@@ -340,14 +378,35 @@ async def serve_consumer(
         record.mailbox = runner
     runner.task = asyncio.current_task()
     count_bytes = record is not None and record.count_bytes
+    # The consumer's receive() when a frame of that kind needs no check first (see handle()).
+    unchecked = runner.receive if runner.bucket is None else None
+    text_receive = unchecked if runner.text_ok else None
+    bytes_receive = unchecked if runner.binary_ok else None
     try:
         while not runner.stopped:
             message = await receive()
             kind = message["type"]
-            if kind == "websocket.receive" and record is not None:
-                record.received += 1
-                if count_bytes:
-                    record.bytes_received += _payload_size(message)
+            if kind == "websocket.receive":
+                if record is not None:
+                    record.received += 1
+                    if count_bytes:
+                        record.bytes_received += _payload_size(message)
+                text = message.get("text")
+                inline = text_receive if text is not None else bytes_receive
+                if inline is not None and not runner.refused and not runner.stopped and runner.claim():
+                    # What put() and handle() do with a client frame, without their coroutines.
+                    try:
+                        if close_due():
+                            await close_old_connections()
+                        if text is not None:
+                            await inline(text_data=text)
+                        else:
+                            await inline(bytes_data=message["bytes"])
+                    except Exception as exc:
+                        await runner.failed(exc)
+                    finally:
+                        runner.release()
+                    continue
             await runner.put(message)
             if kind == "websocket.disconnect":
                 break
@@ -367,7 +426,7 @@ def lean_runner(consumer: AsyncConsumer, scope: Scope, send: Send,
     consumer.scope = scope
     consumer.base_send = counting_send(send, record)
     if shape_of(type(consumer)).stock_send:
-        direct_send(consumer)
+        direct_send(consumer, data_writer(scope, send), record)
     return ConsumerRunner(consumer, send)
 
 

@@ -230,21 +230,35 @@ class Mailbox:
         client, so a steady stream of layer messages cannot hold up the
         client's next frame.
         """
-        if self._busy:
+        if not self.claim():
             waiter = self._loop.create_future()
             self._queue(_Put(message, waiter))
             await waiter
             return
-        self._busy = True
         try:
             await self.handle(message)
         finally:
-            if self._pending:
-                self._drain()
-            else:
-                self._busy = False
-                if self._idle is not None:
-                    self._set_idle()
+            self.release()
+
+    def claim(self) -> bool:
+        """Mark the mailbox busy and return True if nothing is being handled; else return False.
+
+        What :meth:`put` does first, for a caller that runs its own handler
+        inline and then calls :meth:`release` (in a ``finally``).
+        """
+        if self._busy:
+            return False
+        self._busy = True
+        return True
+
+    def release(self) -> None:
+        """End an inline handler begun by :meth:`claim`: handle what was posted meanwhile, or go idle."""
+        if self._pending:
+            self._drain()
+        else:
+            self._busy = False
+            if self._idle is not None:
+                self._set_idle()
 
     async def wait_idle(self) -> None:
         """Wait until every queued message has been handled."""

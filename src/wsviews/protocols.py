@@ -30,7 +30,7 @@ from uvicorn.server import ServerState
 from websockets.protocol import OPEN
 
 from .burstlog import BurstLog
-from .frames import data_frame
+from .frames import WRITER_EXTENSION, data_frame
 from .serving import Limits, ServingConfig
 
 logger = logging.getLogger("wsviews.serving")
@@ -250,6 +250,7 @@ else:
 Closer = Callable[[], Awaitable[None]]
 
 
+
 class WebSocketProtocol(_WriteTimeout, WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol with wsviews' write timeout, close deadline, 1007 and drain."""
 
@@ -266,27 +267,34 @@ class WebSocketProtocol(_WriteTimeout, WebSocketsSansIOProtocol):
         super().connection_made(cast(asyncio.Transport, wrapped))
 
     async def send(self, message: Any) -> None:
-        """Send ``message``; a data frame on an open, plain socket is written as one prepared frame.
+        """Send ``message``: a data frame through :meth:`write_data` when it can, else uvicorn's ``send``."""
+        if message["type"] == "websocket.send":
+            payload = message.get("bytes")
+            if payload is None:
+                payload = message.get("text")
+            if payload is not None and self.write_data(payload):
+                return
+        await super().send(message)
+
+    def write_data(self, payload: str | bytes) -> bool:
+        """Write ``payload`` as one prepared data frame now, if the socket is open and plain; return whether.
 
         Plain: no extension negotiated (permessage-deflate compresses per
         socket), no fragmented message under way, nothing of the protocol's
         own waiting to be written first, the transport not paused, and
         websockets' debug log off (it logs each frame sent). The frame comes
         from :func:`wsviews.frames.data_frame`, shared by every socket a
-        broadcast goes to. Anything else is uvicorn's ``send``.
+        broadcast goes to. False: nothing was written, and the message must
+        go through :meth:`send` (which waits, or raises for a closed socket).
         """
-        if message["type"] == "websocket.send" and self.handshake_complete and not self.close_sent \
-                and not self.disconnected and self.initial_response is None and self.writable.is_set():
+        if self.handshake_complete and not self.close_sent and not self.disconnected \
+                and self.initial_response is None and self.writable.is_set():
             conn = self.conn
             if conn.state is OPEN and not conn.extensions and not conn.expect_continuation_frame \
                     and not conn.writes and not conn.debug:
-                payload = message.get("bytes")
-                if payload is None:
-                    payload = message.get("text")
-                if payload is not None:
-                    self.transport.write(data_frame(payload))
-                    return
-        await super().send(message)
+                self.transport.write(data_frame(payload))
+                return True
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_write_timer()
@@ -298,7 +306,9 @@ class WebSocketProtocol(_WriteTimeout, WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:
-            cast(dict[str, Any], scope["extensions"])[SHUTDOWN_EXTENSION] = self._shutdown
+            extensions = cast(dict[str, Any], scope["extensions"])
+            extensions[SHUTDOWN_EXTENSION] = self._shutdown
+            extensions[WRITER_EXTENSION] = self.write_data
 
     def send_receive_event_to_app(self) -> None:
         if self.curr_msg_data_type == "bytes" or self.close_sent:
