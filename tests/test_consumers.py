@@ -346,3 +346,43 @@ async def test_the_direct_send_sends_what_channels_send_does():
         {"type": "websocket.send", "text": "t"}, {"type": "websocket.send", "bytes": b"b"},
         {"type": "websocket.send", "text": "bye"}, {"type": "websocket.close", "code": 4000},
     ]
+
+
+async def test_the_direct_send_writes_through_the_protocol_until_base_send_is_replaced():
+    from channels.generic.websocket import AsyncWebsocketConsumer
+
+    from wsviews.connections import register, unregister
+    from wsviews.consumers import direct_send
+
+    written, sent, replaced = [], [], []
+    writable = True
+
+    def write(payload):
+        if writable:
+            written.append(payload)
+        return writable
+
+    async def base_send(message):
+        sent.append(message)
+
+    async def other_send(message):
+        replaced.append(message)
+
+    record = register({"path": "/ws/x/", "user": None, "session": None}, "ws/x/", "consumer", base_send)
+    try:
+        consumer = AsyncWebsocketConsumer()
+        consumer.base_send = base_send
+        direct_send(consumer, write, record)
+        await consumer.send(text_data="t")
+        await consumer.send(bytes_data=b"b")
+        assert (written, sent, record.sent) == (["t", b"b"], [], 2)
+        writable = False  # paused or closing: the message goes through base_send
+        await consumer.send(text_data="later")
+        assert sent == [{"type": "websocket.send", "text": "later"}]
+        writable = True
+        consumer.base_send = other_send
+        await consumer.send(text_data="to the new one")
+        assert replaced == [{"type": "websocket.send", "text": "to the new one"}]
+        assert written == ["t", b"b"]
+    finally:
+        unregister(record)

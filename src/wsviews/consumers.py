@@ -120,18 +120,21 @@ def direct_send(consumer: AsyncWebsocketConsumer, write: DataWriter | None = Non
     With the protocol's ``write`` (:func:`wsviews.frames.data_writer`), a
     ``str`` or ``bytes`` it can write at once is written and counted in
     ``record`` without building the message, and the awaitable returned is
-    already done. Anything else (``close=``, neither argument) is the class's
-    own ``send``.
+    already done; once ``base_send`` is replaced, every frame goes to it
+    again. Anything else (``close=``, neither argument) is the class's own
+    ``send``.
     """
     stock = consumer.send
     done = _done() if write is not None else None
     count_bytes = record is not None and record.count_bytes
+    base = consumer.base_send  # replaced later (a test, a mixin): every frame goes to the new one
 
     def send(text_data: str | None = None, bytes_data: bytes | None = None,
              close: Any = False) -> Awaitable[None]:
         if not close:
             if text_data is not None:
-                if write is not None and type(text_data) is str and write(text_data):
+                if write is not None and type(text_data) is str and consumer.base_send is base \
+                        and write(text_data):
                     if record is not None:
                         record.sent += 1
                         if count_bytes:
@@ -139,7 +142,8 @@ def direct_send(consumer: AsyncWebsocketConsumer, write: DataWriter | None = Non
                     return done  # type: ignore[return-value]
                 return consumer.base_send({"type": "websocket.send", "text": text_data})  # type: ignore[no-any-return]
             if bytes_data is not None:
-                if write is not None and type(bytes_data) is bytes and write(bytes_data):
+                if write is not None and type(bytes_data) is bytes and consumer.base_send is base \
+                        and write(bytes_data):
                     if record is not None:
                         record.sent += 1
                         if count_bytes:
