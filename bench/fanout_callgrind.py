@@ -1,0 +1,172 @@
+"""Instructions per delivery of a group fan-out: the raw ASGI app against wsviews, under callgrind.
+
+Run from the repository root (valgrind installed, a Redis you may publish to
+at ``--redis``; only a fresh random prefix is used)::
+
+    .venv/bin/python bench/fanout_callgrind.py                    # 1,000 members, both servers
+    .venv/bin/python bench/fanout_callgrind.py --members 200 --broadcasts 15 --target wsviews
+    .venv/bin/python bench/fanout_callgrind.py --src /tmp/copy/src     # a modified copy of wsviews
+
+The servers are those of ``bench/run``'s fan-out: ``bench.fanout_apps:raw_app``
+on plain uvicorn (uvloop, httptools, websockets-sansio), which sends every
+message of its ``/control`` socket to each member itself, and the tutorial
+shaped consumer of ``bench.fanout_apps`` on ``manage.py serve`` with
+``wsviews.layers.RedisChannelLayer`` (one ``PUBLISH`` per broadcast, read
+once by the process). Each runs in one process under ``valgrind
+--tool=callgrind``; the members connect, three broadcasts warm up, the
+counters are zeroed, ``--broadcasts`` broadcasts are sent one at a time (the
+next once every member has the last), and the counters are dumped; the same
+time idle is measured and subtracted. Instruction counts do not depend on the
+machine's load, so this is the repeatable form of ``bench/run``'s server CPU
+per delivery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOAD = "x" * 48
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _argv(target: str, port: int) -> list[str]:
+    if target == "raw":
+        return [sys.executable, "-m", "uvicorn", "bench.fanout_apps:raw_app", "--host", "127.0.0.1",
+                "--port", str(port), "--ws", "websockets-sansio", "--loop", "uvloop", "--http", "httptools",
+                "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    return [sys.executable, "-m", "django", "serve", f"127.0.0.1:{port}", "--no-access-log", "-v", "0"]
+
+
+Publish = Callable[[str], Awaitable[None]]
+
+
+async def _publisher(target: str, port: int, group: str) -> tuple[Publish, ClientConnection | None]:
+    if target == "raw":
+        control = await connect(f"ws://127.0.0.1:{port}/control", open_timeout=120)
+
+        async def to_control(text: str) -> None:
+            await control.send(text)
+
+        return to_control, control
+    import django
+    from channels.layers import get_channel_layer
+
+    django.setup()
+    layer = get_channel_layer()
+
+    async def to_group(text: str) -> None:
+        await layer.group_send(group, {"type": "chat.message", "text": text})
+
+    return to_group, None
+
+
+def _instructions(dump: Path) -> int:
+    for line in dump.read_text().splitlines():
+        if line.startswith("summary:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no summary in {dump}")
+
+
+async def measure(target: str, members: int, broadcasts: int, src: Path | None, redis: str,
+                  workdir: Path) -> int:
+    """Return the server's instructions per delivery, less its idle background work."""
+    port = _free_port()
+    prefix, group = f"fcg{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
+    os.environ.update({"DJANGO_SETTINGS_MODULE": "bench.fanout_apps", "FANOUT_LAYER": "wsviews",
+                       "FANOUT_PREFIX": prefix, "FANOUT_REDIS": redis})  # fmt: skip
+    path = [*([str(src)] if src else []), str(ROOT), str(ROOT / "example")]
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(path)}
+    dump = workdir / f"{target}-{port}.cg"
+    with open(workdir / f"{target}-{port}.log", "w") as log:
+        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", *_argv(target, port)]
+        proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    sockets: list[ClientConnection] = []
+    control: ClientConnection | None = None
+    try:
+        for _ in range(1200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.2)
+        for _ in range(members):
+            ws = await connect(f"ws://127.0.0.1:{port}/ws/fanout/{group}/", open_timeout=120, max_queue=None,
+                               compression=None)  # fmt: skip
+            await ws.recv()  # "joined ..."
+            sockets.append(ws)
+        publish, control = await _publisher(target, port, group)
+
+        async def broadcast(count: int) -> None:
+            for n in range(count):
+                text = f"message {n:06d} {PAYLOAD}"
+                await publish(text)
+                got = await asyncio.gather(*(ws.recv() for ws in sockets))
+                assert all(g == text for g in got), "a member got another message"
+
+        def control_valgrind(option: str) -> None:
+            subprocess.run(["callgrind_control", option, str(proc.pid)], check=True, capture_output=True,
+                           timeout=300)  # fmt: skip
+
+        await broadcast(3)
+        control_valgrind("-z")
+        t0 = time.perf_counter()
+        await broadcast(broadcasts)
+        busy = time.perf_counter() - t0
+        control_valgrind("-d")  # part 1: the broadcasts
+        t1 = time.perf_counter()
+        await asyncio.sleep(busy)
+        control_valgrind("-d")  # part 2: idle, as long
+        idle = time.perf_counter() - t1
+        load = _instructions(Path(f"{dump}.1"))
+        background = _instructions(Path(f"{dump}.2")) * busy / idle
+        return round((load - background) / (members * broadcasts))
+    finally:
+        for ws in sockets:
+            await ws.close()
+        if control is not None:
+            await control.close()
+        proc.terminate()
+        proc.wait(120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--broadcasts", type=int, default=10)
+    parser.add_argument("--target", action="append", choices=["raw", "wsviews"])
+    parser.add_argument("--src", type=Path, help="a directory holding a modified copy of the wsviews package")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/11")
+    args = parser.parse_args()
+    sys.path[:0] = [*([str(args.src)] if args.src else []), str(ROOT / "src"), str(ROOT)]
+    results: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="wsviews-fanout-callgrind-") as tmp:
+        for target in args.target or ["raw", "wsviews"]:
+            results[target] = asyncio.run(measure(target, args.members, args.broadcasts, args.src, args.redis,
+                                                  Path(tmp)))  # fmt: skip
+            print(f"{target}: {results[target]:,} instructions per delivery", flush=True)
+    print(f"\n| server | instructions per delivery ({args.members:,} members) | vs raw |\n|---|---:|---:|")
+    for target, value in results.items():
+        ratio = f"{value / results['raw']:.3f}" if "raw" in results else "n/a"
+        print(f"| {target} | {value:,} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
