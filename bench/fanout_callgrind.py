@@ -6,6 +6,7 @@ at ``--redis``; only a fresh random prefix is used)::
     .venv/bin/python bench/fanout_callgrind.py                    # 1,000 members, both servers
     .venv/bin/python bench/fanout_callgrind.py --members 200 --broadcasts 15 --target wsviews
     .venv/bin/python bench/fanout_callgrind.py --src /tmp/copy/src     # a modified copy of wsviews
+    .venv/bin/python bench/fanout_callgrind.py --cpu --window 8 --broadcasts 400   # CPU time, no valgrind
 
 The servers are those of ``bench/run``'s fan-out: ``bench.fanout_apps:raw_app``
 on plain uvicorn (uvloop, httptools, websockets-sansio), which sends every
@@ -18,7 +19,14 @@ counters are zeroed, ``--broadcasts`` broadcasts are sent one at a time (the
 next once every member has the last), and the counters are dumped; the same
 time idle is measured and subtracted. Instruction counts do not depend on the
 machine's load, so this is the repeatable form of ``bench/run``'s server CPU
-per delivery.
+per delivery. ``--window N`` keeps N broadcasts in flight.
+
+``--cpu`` runs the same servers and driver without valgrind and reports the
+server's user and system CPU time per delivery (``/proc/<pid>/stat``), below
+saturation (the one client process is the limit). Set beside the instruction
+counts, it shows how many cycles each instruction took: the two servers
+execute nearly the same instructions per delivery, and the user time says
+whether they run at the same speed.
 """
 
 from __future__ import annotations
@@ -85,9 +93,16 @@ def _instructions(dump: Path) -> int:
     raise RuntimeError(f"no summary in {dump}")
 
 
-async def measure(target: str, members: int, broadcasts: int, src: Path | None, redis: str,
-                  workdir: Path) -> int:
-    """Return the server's instructions per delivery, less its idle background work."""
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """Return the user and system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+async def measure(target: str, members: int, broadcasts: int, window: int, cpu: bool, src: Path | None,
+                  redis: str, workdir: Path) -> dict[str, float]:
+    """Return the server's instructions per delivery less its idle background work (``cpu``: CPU µs)."""
     port = _free_port()
     prefix, group = f"fcg{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     os.environ.update({"DJANGO_SETTINGS_MODULE": "bench.fanout_apps", "FANOUT_LAYER": "wsviews",
@@ -96,7 +111,8 @@ async def measure(target: str, members: int, broadcasts: int, src: Path | None, 
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(path)}
     dump = workdir / f"{target}-{port}.cg"
     with open(workdir / f"{target}-{port}.log", "w") as log:
-        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", *_argv(target, port)]
+        valgrind = [] if cpu else ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}"]
+        argv = [*valgrind, *_argv(target, port)]
         proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     sockets: list[ClientConnection] = []
     control: ClientConnection | None = None
@@ -114,18 +130,29 @@ async def measure(target: str, members: int, broadcasts: int, src: Path | None, 
             sockets.append(ws)
         publish, control = await _publisher(target, port, group)
 
+        async def take(ws: ClientConnection, count: int) -> list[str | bytes]:
+            return [await ws.recv() for _ in range(count)]
+
         async def broadcast(count: int) -> None:
-            for n in range(count):
-                text = f"message {n:06d} {PAYLOAD}"
-                await publish(text)
-                got = await asyncio.gather(*(ws.recv() for ws in sockets))
-                assert all(g == text for g in got), "a member got another message"
+            for n in range(0, count, window):
+                texts = [f"message {n + i:06d} {PAYLOAD}" for i in range(window)]
+                for text in texts:
+                    await publish(text)
+                got = await asyncio.gather(*(take(ws, window) for ws in sockets))
+                assert all(g == texts for g in got), "a member got another message"
 
         def control_valgrind(option: str) -> None:
             subprocess.run(["callgrind_control", option, str(proc.pid)], check=True, capture_output=True,
                            timeout=300)  # fmt: skip
 
-        await broadcast(3)
+        await broadcast(3 * window)
+        deliveries = members * broadcasts
+        if cpu:
+            user0, system0 = _cpu_seconds(proc.pid)
+            await broadcast(broadcasts)
+            user1, system1 = _cpu_seconds(proc.pid)
+            return {"user": (user1 - user0) / deliveries * 1e6,
+                    "system": (system1 - system0) / deliveries * 1e6}
         control_valgrind("-z")
         t0 = time.perf_counter()
         await broadcast(broadcasts)
@@ -137,7 +164,7 @@ async def measure(target: str, members: int, broadcasts: int, src: Path | None, 
         idle = time.perf_counter() - t1
         load = _instructions(Path(f"{dump}.1"))
         background = _instructions(Path(f"{dump}.2")) * busy / idle
-        return round((load - background) / (members * broadcasts))
+        return {"instructions": (load - background) / deliveries}
     finally:
         for ws in sockets:
             await ws.close()
@@ -151,21 +178,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--broadcasts", type=int, default=10)
+    parser.add_argument("--window", type=int, default=1, help="broadcasts in flight")
+    parser.add_argument("--cpu", action="store_true", help="CPU time per delivery, without valgrind")
     parser.add_argument("--target", action="append", choices=["raw", "wsviews"])
     parser.add_argument("--src", type=Path, help="a directory holding a modified copy of the wsviews package")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/11")
     args = parser.parse_args()
     sys.path[:0] = [*([str(args.src)] if args.src else []), str(ROOT / "src"), str(ROOT)]
-    results: dict[str, int] = {}
+    if args.broadcasts % args.window:
+        parser.error("--broadcasts must be a multiple of --window")
+    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="wsviews-fanout-callgrind-") as tmp:
         for target in args.target or ["raw", "wsviews"]:
-            results[target] = asyncio.run(measure(target, args.members, args.broadcasts, args.src, args.redis,
-                                                  Path(tmp)))  # fmt: skip
-            print(f"{target}: {results[target]:,} instructions per delivery", flush=True)
-    print(f"\n| server | instructions per delivery ({args.members:,} members) | vs raw |\n|---|---:|---:|")
-    for target, value in results.items():
-        ratio = f"{value / results['raw']:.3f}" if "raw" in results else "n/a"
-        print(f"| {target} | {value:,} | {ratio} |")
+            run = measure(target, args.members, args.broadcasts, args.window, args.cpu, args.src, args.redis,
+                          Path(tmp))
+            results[target] = asyncio.run(run)
+            print(f"{target}: {results[target]}", flush=True)
+    columns = ["user", "system"] if args.cpu else ["instructions"]
+    unit = "CPU µs per delivery" if args.cpu else "per delivery"
+    print(f"\n{args.members:,} members, {args.window} broadcast(s) in flight\n")
+    print("| server | " + " | ".join(f"{c} {unit}" for c in columns) + " | vs raw |")
+    print("|---|" + "---:|" * (len(columns) + 1))
+    for target, values in results.items():
+        total = sum(values.values())
+        ratio = f"{total / sum(results['raw'].values()):.3f}" if "raw" in results else "n/a"
+        cells = " | ".join(f"{values[c]:,.2f}" if args.cpu else f"{values[c]:,.0f}" for c in columns)
+        print(f"| {target} | {cells} | {ratio} |")
 
 
 if __name__ == "__main__":
