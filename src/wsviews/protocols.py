@@ -250,7 +250,6 @@ else:
 Closer = Callable[[], Awaitable[None]]
 
 
-
 class WebSocketProtocol(_WriteTimeout, WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O websocket protocol with wsviews' write timeout, close deadline, 1007 and drain."""
 
