@@ -7,6 +7,7 @@ at ``--redis``; only a fresh random prefix is used)::
     .venv/bin/python bench/fanout_callgrind.py --members 200 --broadcasts 15 --target wsviews
     .venv/bin/python bench/fanout_callgrind.py --src /tmp/copy/src     # a modified copy of wsviews
     .venv/bin/python bench/fanout_callgrind.py --cpu --window 8 --broadcasts 400   # CPU time, no valgrind
+    .venv/bin/python bench/fanout_callgrind.py --target wsviews --keep /tmp/cg     # then callgrind_annotate
 
 The servers are those of ``bench/run``'s fan-out: ``bench.fanout_apps:raw_app``
 on plain uvicorn (uvloop, httptools, websockets-sansio), which sends every
@@ -23,7 +24,8 @@ per delivery. ``--window N`` keeps N broadcasts in flight.
 
 ``--cpu`` runs the same servers and driver without valgrind and reports the
 server's user and system CPU time per delivery (``/proc/<pid>/stat``), below
-saturation (the one client process is the limit). Set beside the instruction
+saturation (the one client process is the limit), less what it spends idle
+for as long. Set beside the instruction
 counts, it shows how many cycles each instruction took: the two servers
 execute nearly the same instructions per delivery, and the user time says
 whether they run at the same speed.
@@ -149,10 +151,16 @@ async def measure(target: str, members: int, broadcasts: int, window: int, cpu: 
         deliveries = members * broadcasts
         if cpu:
             user0, system0 = _cpu_seconds(proc.pid)
+            t0 = time.perf_counter()
             await broadcast(broadcasts)
+            busy = time.perf_counter() - t0
             user1, system1 = _cpu_seconds(proc.pid)
-            return {"user": (user1 - user0) / deliveries * 1e6,
-                    "system": (system1 - system0) / deliveries * 1e6}
+            await asyncio.sleep(busy)  # the same time idle, as long
+            idle = time.perf_counter() - t0 - busy
+            user2, system2 = _cpu_seconds(proc.pid)
+            share = busy / idle
+            return {"user": (user1 - user0 - (user2 - user1) * share) / deliveries * 1e6,
+                    "system": (system1 - system0 - (system2 - system1) * share) / deliveries * 1e6}
         control_valgrind("-z")
         t0 = time.perf_counter()
         await broadcast(broadcasts)
@@ -183,12 +191,17 @@ def main() -> None:
     parser.add_argument("--target", action="append", choices=["raw", "wsviews"])
     parser.add_argument("--src", type=Path, help="a directory holding a modified copy of the wsviews package")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/11")
+    parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this directory "
+                        "(<target>-<port>.cg.1 is the broadcasts, for callgrind_annotate)")
     args = parser.parse_args()
     sys.path[:0] = [*([str(args.src)] if args.src else []), str(ROOT / "src"), str(ROOT)]
     if args.broadcasts % args.window:
         parser.error("--broadcasts must be a multiple of --window")
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="wsviews-fanout-callgrind-") as tmp:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.keep)
         for target in args.target or ["raw", "wsviews"]:
             run = measure(target, args.members, args.broadcasts, args.window, args.cpu, args.src, args.redis,
                           Path(tmp))

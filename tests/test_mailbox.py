@@ -6,6 +6,8 @@ import asyncio
 import contextvars
 import sys
 
+import pytest
+
 from wsviews.mailbox import Mailbox
 
 
@@ -203,3 +205,82 @@ async def test_an_escaping_exception_is_reported_and_the_mailbox_carries_on():
     await box.wait_idle()
     assert handled == [2]
     assert isinstance(reported[0], ValueError)
+
+
+def _exceptions_raised(fn) -> int:
+    """Call ``fn()`` and count the exceptions raised or caught in Python code meanwhile (3.12+)."""
+    monitoring = sys.monitoring
+    tool = monitoring.PROFILER_ID
+    events = (monitoring.events.RAISE, monitoring.events.RERAISE, monitoring.events.EXCEPTION_HANDLED)
+    seen = 0
+
+    def count(code, offset, exc):
+        nonlocal seen
+        seen += 1
+
+    monitoring.use_tool_id(tool, "test_mailbox")
+    try:
+        for event in events:
+            monitoring.register_callback(tool, event, count)
+        monitoring.set_events(tool, events[0] | events[1] | events[2])
+        fn()
+    finally:
+        monitoring.set_events(tool, 0)
+        monitoring.free_tool_id(tool)
+    return seen
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="3.11: no sys.monitoring; handlers run in a task")
+async def test_a_handler_that_returns_at_once_raises_nothing_on_the_way():
+    """A regression guard without timing: no StopIteration (exception, traceback, frame) per message."""
+    handled: list[int] = []
+
+    async def handle(message: int) -> None:
+        handled.append(message)
+
+    boxes = [FnMailbox(handle) for _ in range(50)]
+    assert _exceptions_raised(lambda: [box.post_shared({"n": 1}) or box.post(2) for box in boxes]) == 0
+    assert handled == [{"n": 1}, 2] * 50
+
+
+async def test_an_inline_handler_may_post_to_another_mailbox_inline():
+    """Stepping is re-entrant: a handler that delivers to a second mailbox gets it handled at once."""
+    events: list[str] = []
+
+    async def inner(message: str) -> None:
+        events.append(f"inner {message}")
+
+    second = FnMailbox(inner)
+
+    async def outer(message: str) -> None:
+        events.append(f"outer {message}")
+        second.post(message)
+        await asyncio.sleep(0) if message == "suspend" else None
+        events.append(f"outer done {message}")
+
+    first = FnMailbox(outer)
+    first.post("a")
+    first.post("suspend")
+    first.post("b")
+    await first.wait_idle()
+    assert events == ["outer a", "inner a", "outer done a", "outer suspend", "inner suspend",
+                      "outer done suspend", "outer b", "inner b", "outer done b"]
+
+
+async def test_an_inline_handler_that_raises_is_reported_and_the_next_message_runs():
+    reported: list[BaseException] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda loop, context: reported.append(context["exception"]))
+    handled: list[int] = []
+
+    async def handle(message: int) -> None:
+        if message == 1:
+            raise ValueError("bad")
+        handled.append(message)
+
+    box = FnMailbox(handle)
+    for message in (1, 2, 1, 3):
+        box.post(message)
+    await box.wait_idle()
+    assert handled == [2, 3]
+    assert [type(exc) for exc in reported] == [ValueError, ValueError]

@@ -29,6 +29,7 @@ import asyncio
 import collections.abc
 import logging
 import time
+import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context, copy_context
@@ -305,23 +306,23 @@ class Mailbox:
         """Run ``coro`` until it first suspends; return True if it is done, else a task finishes it.
 
         Marks the mailbox busy; the caller marks it idle (or drains it) when
-        this returns True.
+        this returns True. The coroutine is stepped through a driver (see
+        :func:`_driver`), so one that finishes at once raises no ``StopIteration``.
         """
         self._busy = True
         owner = self._owner
+        driver = _drivers.pop() if _drivers else _new_driver()
         self.inline = True
         try:
             if owner is None or _swap_current_task is None:
-                yielded = self._context.run(coro.send, None)
+                yielded = self._context.run(driver.send, coro)
             else:
                 loop = self._loop
                 previous = _swap_current_task(loop, owner)
                 try:
-                    yielded = self._context.run(coro.send, None)
+                    yielded = self._context.run(driver.send, coro)
                 finally:
                     _swap_current_task(loop, previous)
-        except StopIteration:
-            return True
         except (KeyboardInterrupt, SystemExit):
             raise
         except asyncio.CancelledError:
@@ -332,7 +333,10 @@ class Mailbox:
             return True
         finally:
             self.inline = False
-        task = self._loop.create_task(_Resumed(coro, yielded), context=self._context)
+        if yielded is _FINISHED:
+            _drivers.append(driver)
+            return True
+        task = self._loop.create_task(_Resumed(driver, yielded), context=self._context)
         self._task = task
         task.add_done_callback(self._resumed)
         return False
@@ -396,18 +400,51 @@ class _Put:
         self.waiter = waiter
 
 
+_FINISHED: Any = object()
+
+
+@types.coroutine
+def _driver() -> Generator[Any, Any, None]:
+    """Run each coroutine sent in to its end, passing on what it awaits; yield ``_FINISHED`` after each.
+
+    ``coro.send(None)`` on a coroutine that returns raises ``StopIteration``,
+    and catching it in Python costs an exception, a traceback and a frame
+    object on every message; ``yield from`` takes the return value without
+    one. A driver that is between coroutines waits in ``_drivers`` for the
+    next; one whose coroutine suspended goes with it to the task that finishes
+    it (:class:`_Resumed`), and one whose coroutine raised is done for.
+    """
+    while True:
+        coro = yield _FINISHED
+        yield from coro
+        del coro
+
+
+def _new_driver() -> Generator[Any, Any, None]:
+    driver = _driver()
+    driver.send(None)
+    return driver
+
+
+# Drivers between coroutines. Taken one each time a handler is stepped, so a handler that delivers
+# to another mailbox inline (a group_send answered locally) takes a second one.
+_drivers: list[Generator[Any, Any, None]] = []
+_KEEP_DRIVERS = 64
+
+
 class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
     """A handler's coroutine that has already run up to its first suspension, for a task to finish.
 
     Its first ``send`` hands the task what the handler was waiting on
     (``yielded``); after that, and for any ``throw`` (a cancellation before
-    the task's first step included), it is the handler's coroutine itself.
+    the task's first step included), it forwards to the driver that holds the
+    handler's coroutine, and returns once that yields ``_FINISHED``.
     """
 
-    __slots__ = ("coro", "yielded")
+    __slots__ = ("driver", "yielded")
 
-    def __init__(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
-        self.coro = coro
+    def __init__(self, driver: Generator[Any, Any, None], yielded: Any) -> None:
+        self.driver = driver
         self.yielded = yielded
 
     def send(self, value: Any) -> Any:
@@ -415,14 +452,21 @@ class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
         if yielded is not _NOTHING:
             self.yielded = _NOTHING
             return yielded
-        return self.coro.send(value)
+        return self._finished(self.driver.send(value))
 
     def throw(self, exc: Any, *args: Any) -> Any:
         self.yielded = _NOTHING
-        return self.coro.throw(exc, *args)
+        return self._finished(self.driver.throw(exc, *args))
+
+    def _finished(self, yielded: Any) -> Any:
+        if yielded is _FINISHED:
+            if len(_drivers) < _KEEP_DRIVERS:  # thousands of handlers may have been waiting at once
+                _drivers.append(self.driver)
+            raise StopIteration
+        return yielded
 
     def close(self) -> None:
-        self.coro.close()
+        self.driver.close()
 
     def __await__(self) -> Generator[Any, Any, None]:
         raise TypeError("a resumed handler is run by a task, not awaited")
