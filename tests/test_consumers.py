@@ -105,6 +105,46 @@ async def test_exception_in_a_layer_handler_closes_1011(caplog):
     assert "layer-side boom requested by the test" in caplog.text
 
 
+async def test_a_message_without_a_handler_closes_1011_with_its_traceback(caplog):
+    room = group()
+    client = await Client(f"/ws/stoppable/{room}/").accepted()
+    assert await client.recv() == "joined"
+    await get_channel_layer().group_send(room, {"type": "no.such.handler"})
+    assert await closed(client) == 1011
+    await client.wait(5)
+    assert "No handler for message type no.such.handler" in caplog.text
+
+
+async def test_a_layer_message_needing_no_check_skips_handle(monkeypatch):
+    """A regression guard without timing: the consumer's handler coroutine is awaited as it is,
+    with no ``ConsumerRunner.handle`` coroutine around it, unless a check is due."""
+    from wsviews import consumers
+
+    handled: list[str] = []
+    handle = consumers.ConsumerRunner.handle
+
+    async def counting(self, message):
+        handled.append(message["type"])
+        await handle(self, message)
+
+    monkeypatch.setattr(consumers.ConsumerRunner, "handle", counting)
+    monkeypatch.setattr(consumers, "close_due", lambda: False)
+    room = group()
+    client = await Client(f"/ws/stoppable/{room}/").accepted()
+    assert await client.recv() == "joined"
+    handled.clear()
+    layer = get_channel_layer()
+    for n in range(3):
+        await layer.group_send(room, {"type": "wsviews.broadcast", "group": room, "message": f"m{n}"})
+    assert [await client.recv() for _ in range(3)] == ["m0", "m1", "m2"]
+    assert handled == []
+    monkeypatch.setattr(consumers, "close_due", lambda: True)  # the database check is due: handle runs it
+    await layer.group_send(room, {"type": "wsviews.broadcast", "group": room, "message": "checked"})
+    assert await client.recv() == "checked"
+    assert handled == ["wsviews.broadcast"]
+    await client.leave()
+
+
 async def assert_not_a_member(layer, groups: list[str], channel: str) -> None:
     """A group message reaches ``channel`` neither pushed nor queued."""
     pushed = Counter(getattr(layer, "pushed", {}))

@@ -279,6 +279,21 @@ class ConsumerRunner(Membership):
         except Exception as exc:
             await self.failed(exc)
 
+    def handler(self, message: Message) -> Awaitable[None]:
+        """Return the consumer's own handler coroutine for a layer message that needs no check.
+
+        The mailbox awaits it without :meth:`handle` around it, and hands what
+        it raises to :meth:`failed`, as ``handle`` would; a stopped consumer,
+        a custom ``dispatch``, a client frame or a due database check go
+        through ``handle``.
+        """
+        if self.stopped or self.custom_dispatch or message["type"] == "websocket.receive" or close_due():
+            return self.handle(message)
+        method = getattr(self.consumer, handler_name(message), None)
+        if method is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        return method(message)  # type: ignore[no-any-return]
+
     async def failed(self, exc: Exception) -> None:
         """Deal with what a handler raised (called in the ``except`` that caught it).
 

@@ -31,7 +31,7 @@ import logging
 import time
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Generator
 from contextvars import Context, copy_context
 from typing import Any, NamedTuple
 
@@ -125,13 +125,27 @@ class Mailbox:
     async def handle(self, message: Any) -> None:
         raise NotImplementedError("Mailbox subclasses implement handle()")
 
+    def handler(self, message: Any) -> Awaitable[None]:
+        """Return the awaitable that handles a posted ``message``: ``handle(message)``.
+
+        Called where the handler runs (the receiver's context, its task
+        current). A subclass may return the handler's own coroutine when no
+        check stands before it, saving ``handle``'s coroutine; what it raises,
+        or what that awaitable raises, goes to :meth:`failed`.
+        """
+        return self.handle(message)
+
+    async def failed(self, exc: Exception) -> None:
+        """Deal with what a posted message's handler raised: reported (the default); the mailbox goes on."""
+        _report(self._loop, exc)
+
     # Posting (from the layer: synchronous, never waits)
 
     def post(self, message: Any) -> None:
         """Handle ``message`` now if nothing else is running, else queue it."""
         if self._busy:
             self._queue(message)
-        elif self._step(self.handle(message)):
+        elif self._step(message):
             self._after_inline()
 
     __call__ = post
@@ -159,7 +173,7 @@ class Mailbox:
             self._queue(message)
             self._loop.call_soon(self._drain)
             return
-        if self._step(self.handle(dict(message))):
+        if self._step(dict(message)):
             self._after_inline()
 
     def _after_inline(self) -> None:
@@ -302,12 +316,12 @@ class Mailbox:
 
     # Running handlers
 
-    def _step(self, coro: Coroutine[Any, Any, None]) -> bool:
-        """Run ``coro`` until it first suspends; return True if it is done, else a task finishes it.
+    def _step(self, message: Any) -> bool:
+        """Handle ``message`` until its handler suspends; return True if done, else a task finishes it.
 
         Marks the mailbox busy; the caller marks it idle (or drains it) when
-        this returns True. The coroutine is stepped through a driver (see
-        :func:`_driver`), so one that finishes at once raises no ``StopIteration``.
+        this returns True. The handler is run by a driver (see :func:`_driver`),
+        so one that finishes at once raises no ``StopIteration``.
         """
         self._busy = True
         owner = self._owner
@@ -315,12 +329,12 @@ class Mailbox:
         self.inline = True
         try:
             if owner is None or _swap_current_task is None:
-                yielded = self._context.run(driver.send, coro)
+                yielded = self._context.run(driver.send, (self, message))
             else:
                 loop = self._loop
                 previous = _swap_current_task(loop, owner)
                 try:
-                    yielded = self._context.run(driver.send, coro)
+                    yielded = self._context.run(driver.send, (self, message))
                 finally:
                     _swap_current_task(loop, previous)
         except (KeyboardInterrupt, SystemExit):
@@ -346,13 +360,12 @@ class Mailbox:
         pending = self._pending
         while pending:
             message = pending.popleft()
-            if type(message) is _Put:
-                coro = self._handle_put(message)
-            else:
+            if type(message) is not _Put:
                 self._queued_messages -= 1
                 self._queued_bytes -= message_size(message)
-                coro = self.handle(dict(message) if type(message) is dict else message)
-            if not self._step(coro):
+                if type(message) is dict:
+                    message = dict(message)
+            if not self._step(message):
                 return
             pending = self._pending  # a handler may have dropped the queue
         self._set_idle()
@@ -405,19 +418,27 @@ _FINISHED: Any = object()
 
 @types.coroutine
 def _driver() -> Generator[Any, Any, None]:
-    """Run each coroutine sent in to its end, passing on what it awaits; yield ``_FINISHED`` after each.
+    """Handle each ``(mailbox, message)`` sent in, passing on what it awaits; then yield ``_FINISHED``.
 
-    ``coro.send(None)`` on a coroutine that returns raises ``StopIteration``,
-    and catching it in Python costs an exception, a traceback and a frame
-    object on every message; ``yield from`` takes the return value without
-    one. A driver that is between coroutines waits in ``_drivers`` for the
-    next; one whose coroutine suspended goes with it to the task that finishes
-    it (:class:`_Resumed`), and one whose coroutine raised is done for.
+    Stepping a handler's coroutine with ``coro.send(None)`` would raise
+    ``StopIteration`` when it returns, and catching that in Python costs an
+    exception, a traceback and a frame object on every message; ``yield
+    from`` takes the return value without one. An exception of the handler
+    goes to ``mailbox.failed``, in the same place. A driver between messages
+    waits in ``_drivers`` for the next; one whose handler suspended goes with
+    it to the task that finishes it (:class:`_Resumed`); one that a
+    cancellation (or ``failed`` itself) went through is done for.
     """
     while True:
-        coro = yield _FINISHED
-        yield from coro
-        del coro
+        mailbox, message = yield _FINISHED
+        try:
+            if type(message) is _Put:
+                yield from mailbox._handle_put(message)
+            else:
+                yield from mailbox.handler(message)
+        except Exception as exc:
+            yield from mailbox.failed(exc)
+        del mailbox, message
 
 
 def _new_driver() -> Generator[Any, Any, None]:
