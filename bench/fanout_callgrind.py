@@ -88,10 +88,15 @@ async def _publisher(target: str, port: int, group: str) -> tuple[Publish, Clien
     return to_group, None
 
 
-def _instructions(dump: Path) -> int:
+def _events(dump: Path) -> dict[str, int]:
+    """Return the totals of a callgrind dump by event name (Ir; with ``--cache-sim=yes`` the misses too)."""
+    names: list[str] = []
     for line in dump.read_text().splitlines():
-        if line.startswith("summary:"):
-            return int(line.split()[1])
+        if line.startswith("events:"):
+            names = line.split()[1:]
+        elif line.startswith("summary:"):
+            values = [int(v) for v in line.split()[1:]]  # trailing zeros may be left out
+            return dict(zip(names, values + [0] * (len(names) - len(values)), strict=True))
     raise RuntimeError(f"no summary in {dump}")
 
 
@@ -103,8 +108,9 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 async def measure(target: str, members: int, broadcasts: int, window: int, cpu: bool, src: Path | None,
-                  redis: str, workdir: Path) -> dict[str, float]:
-    """Return the server's instructions per delivery less its idle background work (``cpu``: CPU µs)."""
+                  redis: str, workdir: Path, cache: bool = False) -> dict[str, float]:
+    """Return the server's instructions per delivery less its idle background work (``cpu``: CPU µs;
+    ``cache``: simulated cache misses per delivery too)."""
     port = _free_port()
     prefix, group = f"fcg{uuid.uuid4().hex[:8]}", f"g{uuid.uuid4().hex[:8]}"
     os.environ.update({"DJANGO_SETTINGS_MODULE": "bench.fanout_apps", "FANOUT_LAYER": "wsviews",
@@ -113,7 +119,8 @@ async def measure(target: str, members: int, broadcasts: int, window: int, cpu: 
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(path)}
     dump = workdir / f"{target}-{port}.cg"
     with open(workdir / f"{target}-{port}.log", "w") as log:
-        valgrind = [] if cpu else ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}"]
+        valgrind = [] if cpu else ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}",
+                                   *(["--cache-sim=yes"] if cache else [])]
         argv = [*valgrind, *_argv(target, port)]
         proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     sockets: list[ClientConnection] = []
@@ -170,9 +177,13 @@ async def measure(target: str, members: int, broadcasts: int, window: int, cpu: 
         await asyncio.sleep(busy)
         control_valgrind("-d")  # part 2: idle, as long
         idle = time.perf_counter() - t1
-        load = _instructions(Path(f"{dump}.1"))
-        background = _instructions(Path(f"{dump}.2")) * busy / idle
-        return {"instructions": (load - background) / deliveries}
+        load, background = _events(Path(f"{dump}.1")), _events(Path(f"{dump}.2"))
+        per = {name: (load[name] - background[name] * busy / idle) / deliveries for name in load}
+        if not cache:
+            return {"instructions": per["Ir"]}
+        # Level-1 data misses (reads and writes) and last-level misses, the memory a delivery touches.
+        return {"instructions": per["Ir"], "D1 misses": per["D1mr"] + per["D1mw"],
+                "LL misses": per["DLmr"] + per["DLmw"]}
     finally:
         for ws in sockets:
             await ws.close()
@@ -188,6 +199,8 @@ def main() -> None:
     parser.add_argument("--broadcasts", type=int, default=10)
     parser.add_argument("--window", type=int, default=1, help="broadcasts in flight")
     parser.add_argument("--cpu", action="store_true", help="CPU time per delivery, without valgrind")
+    parser.add_argument("--cache", action="store_true",
+                        help="simulate the caches too (--cache-sim=yes): data cache misses per delivery")
     parser.add_argument("--target", action="append", choices=["raw", "wsviews"])
     parser.add_argument("--src", type=Path, help="a directory holding a modified copy of the wsviews package")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/11")
@@ -204,20 +217,26 @@ def main() -> None:
             tmp = str(args.keep)
         for target in args.target or ["raw", "wsviews"]:
             run = measure(target, args.members, args.broadcasts, args.window, args.cpu, args.src, args.redis,
-                          Path(tmp))
+                          Path(tmp), args.cache)
             results[target] = asyncio.run(run)
             print(f"{target}: {results[target]}", flush=True)
-    columns = ["user", "system"] if args.cpu else ["instructions"]
+    columns = ["user", "system"] if args.cpu else list(next(iter(results.values())))
     unit = "CPU µs per delivery" if args.cpu else "per delivery"
+    # CPU: user + system against raw's; callgrind: each event against raw's.
+    ratios = [" + ".join(columns)] if args.cpu else columns
     print(f"\n{args.members:,} members, {args.window} broadcast(s) in flight\n")
-    print("| server | " + " | ".join(f"{c} {unit}" for c in columns) + " | vs raw |")
-    print("|---|" + "---:|" * (len(columns) + 1))
+    print("| server | " + " | ".join(f"{c} {unit}" for c in columns) + " | "
+          + " | ".join(f"{r}: vs raw" for r in ratios) + " |")
+    print("|---|" + "---:|" * (len(columns) + len(ratios)))
     for target, values in results.items():
-        total = sum(values.values())
-        ratio = f"{total / sum(results['raw'].values()):.3f}" if "raw" in results else "n/a"
-        cells = " | ".join(f"{values[c]:,.2f}" if args.cpu else f"{values[c]:,.0f}" for c in columns)
-        print(f"| {target} | {cells} | {ratio} |")
-
+        if args.cpu:
+            mine, base = [sum(values.values())], [sum(results.get("raw", values).values())]
+        else:
+            mine, base = [values[c] for c in columns], [results.get("raw", values)[c] for c in columns]
+        pairs = zip(mine, base, strict=True)
+        vs = " | ".join(f"{m / b:.3f}" if "raw" in results and b else "n/a" for m, b in pairs)
+        cells = " | ".join(f"{values[c]:,.2f}" if args.cpu else f"{values[c]:,.1f}" for c in columns)
+        print(f"| {target} | {cells} | {vs} |")
 
 if __name__ == "__main__":
     main()

@@ -197,6 +197,47 @@ async def test_a_connection_that_goes_away_is_not_aborted_later():
     assert calls == ["close"]
 
 
+async def test_write_data_writes_a_frame_only_to_an_open_socket_whose_transport_takes_more():
+    """write_data() writes at once only while nothing asks the send to wait or to fail."""
+    from uvicorn.server import ServerState
+    from websockets.protocol import OPEN
+
+    from wsviews.frames import data_frame
+    from wsviews.protocols import WebSocketProtocol
+    from wsviews.serving import build_config
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        pass
+
+    written: list[bytes] = []
+
+    class Transport:
+        write = staticmethod(written.append)
+        writelines = pause_reading = resume_reading = abort = close = lambda self, *a: None
+
+        def is_closing(self) -> bool:
+            return False
+
+        def get_extra_info(self, name: str, default: object = None) -> object:
+            return ("127.0.0.1", 8000) if name in ("peername", "sockname") else default
+
+    config = build_config(app, lifespan="off")
+    config.load()
+    protocol = WebSocketProtocol(config, ServerState(), {}, asyncio.get_running_loop())
+    protocol.connection_made(Transport())
+    assert not protocol.write_data("before the handshake")
+    protocol.handshake_complete = True
+    protocol.conn.state = OPEN
+    assert protocol.write_data("one")
+    protocol.pause_writing()  # the peer reads slowly: the send waits (uvicorn's writable Event)
+    assert not protocol.write_data("two")
+    protocol.resume_writing()
+    assert protocol.write_data("three")
+    protocol.close_sent = True
+    assert not protocol.write_data("four")
+    assert written == [data_frame("one"), data_frame("three")]
+
+
 def test_server_keeps_serving_http(timeouts_server: Server):
     with connect_raw(timeouts_server.port) as sock:
         sock.sendall(b"GET /slow/?seconds=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")

@@ -260,10 +260,27 @@ class WebSocketProtocol(_WriteTimeout, WebSocketsSansIOProtocol):
         # How long a close waits for the peer's close frame before the TCP close.
         self.close_timeout = min(self.close_timeout, self._limits.write_timeout)
         self._shutdown: dict[str, Closer] = {}
+        # What write_data() reads for every frame, kept apart from uvicorn's objects so that a
+        # fan-out to many sockets touches little memory per socket: the transport's own write
+        # (not the wrapper's attribute), whether asyncio paused writing (uvicorn's Event says the
+        # same), and, once known, whether the connection's frames are plain (no extension, no
+        # debug log).
+        self._write_now: Callable[[bytes], None] | None = None
+        self._write_paused = False
+        self._plain: bool | None = None
 
     def connection_made(self, transport: Any) -> None:
         wrapped = DeadlineTransport.wrap(transport, self.loop, self._limits.write_timeout)
+        self._write_now = wrapped.write
         super().connection_made(cast(asyncio.Transport, wrapped))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        super().resume_writing()
 
     async def send(self, message: Any) -> None:
         """Send ``message``: a data frame through :meth:`write_data` when it can, else uvicorn's ``send``."""
@@ -286,14 +303,19 @@ class WebSocketProtocol(_WriteTimeout, WebSocketsSansIOProtocol):
         broadcast goes to. False: nothing was written, and the message must
         go through :meth:`send` (which waits, or raises for a closed socket).
         """
-        if self.handshake_complete and not self.close_sent and not self.disconnected \
-                and self.initial_response is None and self.writable.is_set():
-            conn = self.conn
-            if conn.state is OPEN and not conn.extensions and not conn.expect_continuation_frame \
-                    and not conn.writes and not conn.debug:
-                self.transport.write(data_frame(payload))
-                return True
-        return False
+        if self._write_paused or not self.handshake_complete or self.close_sent or self.disconnected \
+                or self.initial_response is not None:
+            return False
+        conn = self.conn
+        if conn.state is not OPEN or conn.writes or conn.expect_continuation_frame:
+            return False
+        plain = self._plain
+        if plain is None:  # extensions are negotiated in the handshake, which is over
+            plain = self._plain = not conn.extensions and not conn.debug
+        if not plain:
+            return False
+        self._write_now(data_frame(payload))  # type: ignore[misc]
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_write_timer()
