@@ -98,7 +98,7 @@ class Mailbox:
 
     __slots__ = ("_pending", "_busy", "_task", "_idle", "_context", "_owner", "_loop", "closed",
                  "_queued_messages", "_queued_bytes", "max_queue_messages", "max_queue_bytes",
-                 "transport_bytes", "inline", "_until_check", "_lagging")
+                 "transport_bytes", "inline", "_until_check", "_lagging", "_run")
 
     def __init__(self) -> None:
         self._pending: deque[Any] | None = None  # made on first need: most sockets never queue
@@ -107,6 +107,8 @@ class Mailbox:
         self._task: asyncio.Task[None] | None = None
         self._idle: asyncio.Future[None] | None = None
         self._context: Context = copy_context()
+        # Bound once: a bound method made per message is an allocation per member of a fan-out.
+        self._run = self._context.run
         self._loop = asyncio.get_running_loop()
         # The socket's task: current while a pushed message is handled inline.
         self._owner = asyncio.current_task(self._loop)
@@ -325,16 +327,16 @@ class Mailbox:
         """
         self._busy = True
         owner = self._owner
-        driver = _drivers.pop() if _drivers else _new_driver()
+        send = _drivers.pop() if _drivers else _new_driver()
         self.inline = True
         try:
             if owner is None or _swap_current_task is None:
-                yielded = self._context.run(driver.send, (self, message))
+                yielded = self._run(send, (self, message))
             else:
                 loop = self._loop
                 previous = _swap_current_task(loop, owner)
                 try:
-                    yielded = self._context.run(driver.send, (self, message))
+                    yielded = self._run(send, (self, message))
                 finally:
                     _swap_current_task(loop, previous)
         except (KeyboardInterrupt, SystemExit):
@@ -348,9 +350,9 @@ class Mailbox:
         finally:
             self.inline = False
         if yielded is _FINISHED:
-            _drivers.append(driver)
+            _drivers.append(send)
             return True
-        task = self._loop.create_task(_Resumed(driver, yielded), context=self._context)
+        task = self._loop.create_task(_Resumed(send, yielded), context=self._context)
         self._task = task
         task.add_done_callback(self._resumed)
         return False
@@ -441,15 +443,19 @@ def _driver() -> Generator[Any, Any, None]:
         del mailbox, message
 
 
-def _new_driver() -> Generator[Any, Any, None]:
+#: A driver's bound ``send``: what the mailbox calls, kept bound so that no method object is made per message.
+DriverSend = Callable[[Any], Any]
+
+
+def _new_driver() -> DriverSend:
     driver = _driver()
     driver.send(None)
-    return driver
+    return driver.send
 
 
-# Drivers between coroutines. Taken one each time a handler is stepped, so a handler that delivers
-# to another mailbox inline (a group_send answered locally) takes a second one.
-_drivers: list[Generator[Any, Any, None]] = []
+# Drivers between coroutines, as their bound ``send``. Taken one each time a handler is stepped, so a
+# handler that delivers to another mailbox inline (a group_send answered locally) takes a second one.
+_drivers: list[DriverSend] = []
 _KEEP_DRIVERS = 64
 
 
@@ -464,8 +470,8 @@ class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
 
     __slots__ = ("driver", "yielded")
 
-    def __init__(self, driver: Generator[Any, Any, None], yielded: Any) -> None:
-        self.driver = driver
+    def __init__(self, send: DriverSend, yielded: Any) -> None:
+        self.driver: Generator[Any, Any, None] = send.__self__  # type: ignore[attr-defined]
         self.yielded = yielded
 
     def send(self, value: Any) -> Any:
@@ -482,7 +488,7 @@ class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
     def _finished(self, yielded: Any) -> Any:
         if yielded is _FINISHED:
             if len(_drivers) < _KEEP_DRIVERS:  # thousands of handlers may have been waiting at once
-                _drivers.append(self.driver)
+                _drivers.append(self.driver.send)
             raise StopIteration
         return yielded
 
