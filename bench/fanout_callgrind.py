@@ -228,15 +228,17 @@ def main() -> None:
     print("| server | " + " | ".join(f"{c} {unit}" for c in columns) + " | "
           + " | ".join(f"{r}: vs raw" for r in ratios) + " |")
     print("|---|" + "---:|" * (len(columns) + len(ratios)))
+    raw = results.get("raw")
+
+    def compared(values: dict[str, float]) -> list[float]:
+        return [sum(values.values())] if args.cpu else [values[c] for c in columns]
+
     for target, values in results.items():
-        if args.cpu:
-            mine, base = [sum(values.values())], [sum(results.get("raw", values).values())]
-        else:
-            mine, base = [values[c] for c in columns], [results.get("raw", values)[c] for c in columns]
-        pairs = zip(mine, base, strict=True)
-        vs = " | ".join(f"{m / b:.3f}" if "raw" in results and b else "n/a" for m, b in pairs)
+        pairs = zip(compared(values), compared(raw or values), strict=True)
+        vs = " | ".join(f"{m / b:.3f}" if raw and b else "n/a" for m, b in pairs)
         cells = " | ".join(f"{values[c]:,.2f}" if args.cpu else f"{values[c]:,.1f}" for c in columns)
         print(f"| {target} | {cells} | {vs} |")
+
 
 if __name__ == "__main__":
     main()
